@@ -1,0 +1,3 @@
+from discriminator_cli.cli.app import main
+
+main()

@@ -1,0 +1,72 @@
+"""The `discriminator` Typer application and the one exception-to-message map."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from discriminator_cli import __version__
+from discriminator_cli.cli import doctor, presets
+from discriminator_cli.cli.output import err_console
+from discriminator_cli.errors import DiscriminatorError
+
+app = typer.Typer(
+    name="discriminator",
+    help="Media preparation (x264 ladder, DASH + HLS) and offline Wav2Lip lip-sync.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+for module in (doctor, presets):
+    module.register(app)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"discriminator {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+) -> None:
+    """Pass --debug anywhere on the command line for full tracebacks."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("DISCRIMINATOR_DEBUG") == "1"
+    args = [a for a in args if a != "--debug"]
+    try:
+        app(args=args, prog_name="discriminator", standalone_mode=False)
+    except DiscriminatorError as exc:
+        if debug:
+            raise
+        err_console.print(f"[red]error:[/red] {exc.one_line()}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        err_console.print("[red]interrupted:[/red] stopped; nothing was published", soft_wrap=True)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if debug:
+            raise
+        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
+                          "(run again with --debug for the traceback)", soft_wrap=True)
+        sys.exit(70)

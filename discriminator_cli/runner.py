@@ -1,0 +1,127 @@
+"""One runner for every subprocess: ffmpeg, ffprobe, Shaka Packager and Bento4.
+
+Argv lists only (never a shell string), stdin isolated, stderr kept for the error message,
+`--dry-run` prints the exact argv instead of running it, and ffmpeg's `-progress pipe:1`
+stream is turned into progress callbacks.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from discriminator_cli.errors import ToolFailedError
+
+ProgressCallback = Callable[[float], None]  # seconds of media done
+Echo = Callable[[str], None]
+
+_STDERR_KEEP_CHARS = 20_000
+
+
+@dataclass
+class RunResult:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    dry_run: bool = False
+
+
+@dataclass
+class CommandRunner:
+    """Runs argv lists. `dry_run` prints them instead; `history` records every argv run."""
+
+    dry_run: bool = False
+    echo: Echo | None = None
+    history: list[list[str]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def run(
+        self,
+        argv: Sequence[str | os.PathLike[str]],
+        *,
+        what: str,
+        cwd: Path | None = None,
+        path: Path | str | None = None,
+        hint: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        env: dict[str, str] | None = None,
+        mutating: bool = True,
+        check: bool = True,
+    ) -> RunResult:
+        """Run argv; raise ToolFailedError (with stderr) on a non-zero exit.
+
+        `mutating=False` marks read-only commands (ffprobe, version probes) that still run
+        under --dry-run, because planning the real commands needs their answers.
+        """
+        args = [os.fspath(a) for a in argv]
+        if self.dry_run and mutating:
+            if self.echo:
+                self.echo(shlex.join(args))
+            return RunResult(args, 0, "", "", dry_run=True)
+        with self._lock:
+            self.history.append(args)
+        if on_progress is None:
+            return self._run_simple(args, what=what, cwd=cwd, path=path, hint=hint, env=env,
+                                    check=check)
+        return self._run_with_progress(args, what=what, cwd=cwd, path=path, hint=hint,
+                                       env=env, on_progress=on_progress)
+
+    def _run_simple(self, args: list[str], *, what: str, cwd: Path | None,
+                    path: Path | str | None, hint: str | None,
+                    env: dict[str, str] | None, check: bool = True) -> RunResult:
+        try:
+            proc = subprocess.run(args, cwd=cwd, stdin=subprocess.DEVNULL, capture_output=True,
+                                  text=True, errors="replace", env=env, check=False)
+        except FileNotFoundError as exc:
+            raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
+                                  hint="run `discriminator doctor`", path=path) from exc
+        if check and proc.returncode != 0:
+            raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
+                                  returncode=proc.returncode,
+                                  stderr=proc.stderr[-_STDERR_KEEP_CHARS:], hint=hint, path=path)
+        return RunResult(args, proc.returncode, proc.stdout, proc.stderr)
+
+    def _run_with_progress(self, args: list[str], *, what: str, cwd: Path | None,
+                           path: Path | str | None, hint: str | None,
+                           env: dict[str, str] | None,
+                           on_progress: ProgressCallback) -> RunResult:
+        """ffmpeg with `-progress pipe:1`: stdout carries key=value progress blocks."""
+        try:
+            proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                    errors="replace", env=env)
+        except FileNotFoundError as exc:
+            raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
+                                  hint="run `discriminator doctor`", path=path) from exc
+        stderr_chunks: list[str] = []
+        # stderr is drained on a thread so a chatty ffmpeg can never block on a full pipe.
+        drain = threading.Thread(target=lambda: stderr_chunks.extend(proc.stderr), daemon=True)
+        drain.start()
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                key, _, value = line.strip().partition("=")
+                if key == "out_time_us" and value.lstrip("-").isdigit():
+                    on_progress(max(0, int(value)) / 1_000_000)
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            drain.join(timeout=5)
+        stderr = "".join(stderr_chunks)[-_STDERR_KEEP_CHARS:]
+        if proc.returncode != 0:
+            raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
+                                  returncode=proc.returncode, stderr=stderr, hint=hint, path=path)
+        return RunResult(args, proc.returncode, "", stderr)
+
+
+def format_argv(argv: Sequence[str | os.PathLike[str]]) -> str:
+    return shlex.join(os.fspath(a) for a in argv)
