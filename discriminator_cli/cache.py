@@ -1,0 +1,86 @@
+"""The cache directory, content hashes, and atomic writes into the cache.
+
+Cache entries are written to a temporary file beside their final name and published with
+os.replace, so concurrent runs never see (or leave) a half-written entry; a per-key lock file
+lets a second run wait for the first instead of doing the same work twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ENV_CACHE_DIR = "DISCRIMINATOR_CACHE_DIR"
+_HASH_CHUNK = 1 << 20
+
+
+def cache_root(override: Path | str | None = None) -> Path:
+    """--cache-dir, else $DISCRIMINATOR_CACHE_DIR, else $XDG_CACHE_HOME/discriminator."""
+    if override:
+        return Path(override)
+    if os.environ.get(ENV_CACHE_DIR):
+        return Path(os.environ[ENV_CACHE_DIR])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "discriminator"
+
+
+def file_sha256(path: Path) -> str:
+    """Streamed sha256 of a file's content (never reads the file whole)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def content_hash(path: Path, root: Path) -> str:
+    """sha256 of a file, memoised by (path, size, mtime, inode) so big sources hash once."""
+    stat = path.stat()
+    memo_key = hashlib.sha256(
+        f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}".encode()).hexdigest()
+    memo = root / "hashes" / f"{memo_key}.txt"
+    if memo.is_file():
+        cached = memo.read_text().strip()
+        if len(cached) == 64:
+            return cached
+    value = file_sha256(path)
+    atomic_write_text(memo, value)
+    return value
+
+
+def key_of(parts: dict[str, Any]) -> str:
+    """A stable key for a dict of settings."""
+    blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on `path` (a .lock file) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
