@@ -8,7 +8,7 @@ import sys
 import typer
 
 from discriminator_cli import __version__
-from discriminator_cli.cli import doctor, presets
+from discriminator_cli.cli import doctor, encode, presets
 from discriminator_cli.cli.output import err_console
 from discriminator_cli.errors import DiscriminatorError
 
@@ -20,7 +20,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets):
+for module in (doctor, presets, encode):
     module.register(app)
 
 

@@ -1,0 +1,158 @@
+"""`discriminator encode SOURCE...`: the editors' ladder + DASH/HLS packaging."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
+from discriminator_cli.cli.output import err_console, info, print_json, warn
+from discriminator_cli.cli.progress import RichProgress
+from discriminator_cli.encode import (
+    EncodeOptions,
+    EncodeResult,
+    default_out_dir,
+    encode_source,
+    find_sources,
+)
+from discriminator_cli.errors import BadInputError, DiscriminatorError
+from discriminator_cli.presets import load_preset
+from discriminator_cli.progress import NullProgress, ProgressSink
+from discriminator_cli.runner import CommandRunner
+
+
+def register(app: typer.Typer) -> None:
+    app.command("encode")(encode)
+
+
+def _parse_audio(values: list[str]) -> list[tuple[str, Path]]:
+    parsed = []
+    for value in values:
+        language, sep, path = value.partition("=")
+        if not sep or not language or not path:
+            raise BadInputError(f"--audio {value!r} is not LANG=FILE",
+                                hint="e.g. --audio fra=narration_fr.wav")
+        parsed.append((language, Path(path)))
+    return parsed
+
+
+def encode(
+    sources: Annotated[list[Path], typer.Argument(help="Source videos, or folders of them.")],
+    preset: Annotated[str, typer.Option(help="Preset name or path to a .toml file.")]
+    = "documentary",
+    out: Annotated[Path | None, typer.Option(help="Package directory (one source only); "
+                                             "default media/NAME.")] = None,
+    media_root: Annotated[Path, typer.Option(help="Where packages go by default.")]
+    = Path("media"),
+    language: Annotated[str | None, typer.Option(help="ISO 639-2 language of the main audio "
+                                                 "(default: the preset's).")] = None,
+    audio: Annotated[list[str] | None, typer.Option(help="Extra audio track LANG=FILE "
+                                                    "(repeatable).")] = None,
+    packager: Annotated[str, typer.Option(help="shaka (bundled), bento4, or auto (Bento4 "
+                                          "when installed).")] = "shaka",
+    jobs: Annotated[int, typer.Option(min=1, help="Sources encoded at once.")] = 1,
+    quality: Annotated[bool, typer.Option("--quality", help="Add PSNR/SSIM per rung.")] = False,
+    validate: Annotated[bool, typer.Option("--validate/--no-validate",
+                                           help="Validate the package before publishing.")]
+    = True,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing package.")]
+    = False,
+    cache_dir: Annotated[Path | None, typer.Option(help="Rung cache (default "
+                                                   "$XDG_CACHE_HOME/discriminator).")] = None,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Encode a two-pass x264 ladder and package it as DASH (on-demand) + HLS into media/NAME/."""
+    paths = find_sources(sources)
+    if out is not None and len(paths) > 1:
+        raise BadInputError("--out names one package but several sources were given",
+                            hint="drop --out (each source goes to media/NAME) or pass one source")
+    names = [p.stem for p in paths]
+    if len(set(names)) != len(names):
+        raise BadInputError("two sources share a name", hint="rename one; packages are "
+                            "media/NAME")
+    chosen = load_preset(preset)
+    extra_audio = _parse_audio(audio or [])
+    runner = CommandRunner(dry_run=dry_run, echo=print)
+
+    def options_for(path: Path) -> EncodeOptions:
+        return EncodeOptions(preset=chosen, out_dir=out or default_out_dir(path, media_root),
+                             language=language, extra_audio=extra_audio, packager=packager,
+                             force=force, quality=quality, validate=validate,
+                             cache_dir=cache_dir)
+
+    show_bars = not (quiet or json_output or dry_run)
+    results: list[EncodeResult] = []
+    failures: list[tuple[Path, DiscriminatorError]] = []
+    with RichProgress() if show_bars else _NoBars() as bars:
+        def run_one(path: Path) -> EncodeResult:
+            sink: ProgressSink = bars.child(f"{path.stem}: ") if isinstance(bars, RichProgress) \
+                else NullProgress()
+            return encode_source(path, options_for(path), runner=runner, progress=sink)
+
+        if len(paths) == 1:
+            results.append(run_one(paths[0]))
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = {path: pool.submit(run_one, path) for path in paths}
+                for path, future in futures.items():
+                    try:
+                        results.append(future.result())
+                    except DiscriminatorError as exc:
+                        failures.append((path, exc))
+    if json_output:
+        print_json({"results": [r.as_dict() for r in results],
+                    "failures": [{"source": str(p), "error": e.one_line()} for p, e in failures]})
+    elif not dry_run:
+        for result in results:
+            _print_result(result, quiet=quiet)
+    for _path, exc in failures:
+        err_console.print(f"[red]error:[/red] {exc.one_line()}", soft_wrap=True)
+    if failures:
+        if not json_output:
+            err_console.print(f"{len(failures)} of {len(paths)} sources failed; the others "
+                              "were published")
+        raise typer.Exit(max(e.exit_code for _, e in failures))
+
+
+class _NoBars:
+    def __enter__(self) -> _NoBars:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _print_result(result: EncodeResult, *, quiet: bool) -> None:
+    for message in result.warnings:
+        warn(f"{result.source.path}: {message}")
+    if quiet:
+        print(result.out_dir)
+        return
+    table = Table("rung", "size", "target", "average", "peak", "cached", "PSNR", "SSIM",
+                  title=f"{result.source.path} -> {result.out_dir} ({result.backend})")
+    for rung in result.rungs:
+        m = rung.measurement
+        q = rung.quality or {}
+        table.add_row(rung.name, f"{rung.width}x{rung.height}", _mbps(rung.target_bitrate),
+                      _mbps(m.average_bitrate) if m else "-", _mbps(m.peak_bitrate) if m else "-",
+                      "yes" if rung.cached else "no",
+                      f"{q['psnr']:.2f}" if "psnr" in q else "-",
+                      f"{q['ssim']:.4f}" if "ssim" in q else "-")
+    err_console.print(table)
+    audio = ", ".join(result.audio_languages) or "none (video-only)"
+    checks = ""
+    if result.validation is not None:
+        checks = f"; validate: {result.validation.get('errors', 0)} errors, " \
+                 f"{result.validation.get('warnings', 0)} warnings"
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
+    info(f"audio: {audio}; {len(result.files)} files{checks}; {timings}")
+
+
+def _mbps(bits: int) -> str:
+    return f"{bits / 1e6:.2f}M"

@@ -1,0 +1,347 @@
+"""`encode`: probe a source, plan its ladder, run the two x264 passes (cached per rung),
+package DASH + HLS in a staging directory, validate, and publish by rename."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from discriminator_cli import cache
+from discriminator_cli.errors import BadInputError, ToolFailedError, ValidationFailedError
+from discriminator_cli.ladder import LadderPlan, plan_ladder
+from discriminator_cli.languages import check_language
+from discriminator_cli.measure import StreamMeasurement, measure_stream
+from discriminator_cli.packaging import MPD_NAME, PackageInput, package, resolve_backend
+from discriminator_cli.presets import Preset
+from discriminator_cli.probe import SourceInfo, probe_audio_file, probe_source
+from discriminator_cli.progress import NullProgress, ProgressSink
+from discriminator_cli.publish import STAGING_PREFIX, staged_directory
+from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities, tool_version
+from discriminator_cli.x264 import AudioJob, RungJob, build_pass_argv
+
+VIDEO_EXTENSIONS = (".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".ts")
+# Bump when the argv layout changes in a way that changes the encoded bytes.
+CACHE_FORMAT = 1
+
+
+@dataclass
+class EncodeOptions:
+    preset: Preset
+    out_dir: Path
+    language: str | None = None                  # overrides the preset's audio language
+    extra_audio: list[tuple[str, Path]] = field(default_factory=list)
+    packager: str = "shaka"
+    force: bool = False
+    quality: bool = False
+    validate: bool = True
+    cache_dir: Path | None = None
+
+
+@dataclass
+class RungResult:
+    name: str
+    width: int
+    height: int
+    target_bitrate: int
+    cached: bool
+    measurement: StreamMeasurement | None
+    quality: dict[str, float] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"name": self.name, "width": self.width, "height": self.height,
+                                "target_bitrate": self.target_bitrate, "cached": self.cached}
+        if self.measurement:
+            m = self.measurement
+            data.update(average_bitrate=m.average_bitrate, peak_bitrate=m.peak_bitrate,
+                        frames=m.frames, duration=m.duration, gop_count=len(m.keyframes))
+        if self.quality:
+            data["quality"] = self.quality
+        return data
+
+
+@dataclass
+class EncodeResult:
+    source: SourceInfo
+    out_dir: Path
+    backend: str
+    rungs: list[RungResult]
+    audio_languages: list[str]
+    warnings: list[str]
+    timings: dict[str, float]
+    files: list[str]
+    dry_run: bool
+    validation: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
+                "packager": self.backend, "dry_run": self.dry_run,
+                "rungs": [r.as_dict() for r in self.rungs],
+                "audio_languages": self.audio_languages, "warnings": self.warnings,
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
+                "files": self.files, "validation": self.validation}
+
+
+def find_sources(paths: list[Path]) -> list[Path]:
+    """Files as given; folders expand to the videos inside them (not recursive)."""
+    sources: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found:
+                raise BadInputError("folder holds no video files", path=path,
+                                    hint=f"put {', '.join(VIDEO_EXTENSIONS)} files there")
+            sources.extend(found)
+        else:
+            sources.append(path)
+    return sources
+
+
+def default_out_dir(source: Path, media_root: Path) -> Path:
+    return media_root / source.stem
+
+
+def _audio_plan(source: SourceInfo, options: EncodeOptions, runner: CommandRunner,
+                warnings: list[str]) -> list[tuple[str, Path, int]]:
+    """(language, input file, audio index within that file) for every audio track."""
+    tracks: list[tuple[str, Path, int]] = []
+    main_language = check_language(options.language or options.preset.audio.language)
+    for stream in source.audio:
+        if stream.audio_index == 0:
+            tracks.append((main_language, Path(source.path), 0))
+        elif stream.language and stream.language != main_language:
+            tracks.append((check_language(stream.language, where="source audio language"),
+                           Path(source.path), stream.audio_index))
+        else:
+            warnings.append(f"source audio stream #{stream.index} has no distinct language tag "
+                            "and was left out (add it with --audio LANG=FILE)")
+    for language, path in options.extra_audio:
+        probe_audio_file(path, runner)
+        tracks.append((check_language(language, where="--audio"), path, 0))
+    languages = [t[0] for t in tracks]
+    duplicates = {lang for lang in languages if languages.count(lang) > 1}
+    if duplicates:
+        raise BadInputError(f"two audio tracks in {', '.join(sorted(duplicates))}",
+                            hint="give each audio track its own language")
+    return tracks
+
+
+def _source_warnings(source: SourceInfo, plan: LadderPlan) -> list[str]:
+    warnings = []
+    if source.variable_frame_rate:
+        warnings.append(f"variable frame rate; encoded at a constant {float(plan.frame_rate):g} "
+                        "fps")
+    if source.rotation:
+        warnings.append(f"rotated {source.rotation}°; frames are turned upright "
+                        f"({source.width}x{source.height})")
+    if source.coded_width % 2 or source.coded_height % 2:
+        warnings.append(f"odd dimensions {source.coded_width}x{source.coded_height}; rungs are "
+                        "scaled to even sizes")
+    if plan.dropped:
+        warnings.append(f"rungs above the source's {source.width}x{source.height} left out: "
+                        f"{', '.join(plan.dropped)}")
+    if any(r.clamped for r in plan.rungs):
+        warnings.append("the top rung was clamped to the source size (never upscaled)")
+    if not source.audio:
+        warnings.append("no audio stream: the package is video-only")
+    return warnings
+
+
+class _StageTimer:
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, name: str):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def encode_source(source_path: Path, options: EncodeOptions, *,
+                  runner: CommandRunner | None = None,
+                  progress: ProgressSink | None = None) -> EncodeResult:
+    runner = runner or CommandRunner()
+    progress = progress or NullProgress()
+    timer = _StageTimer()
+    with timer("probe"):
+        source = probe_source(source_path, runner)
+        plan = plan_ladder(source, options.preset)
+        if not plan.rungs:
+            raise BadInputError("no rung of the preset fits this source", path=source_path,
+                                hint="use a preset with smaller rungs")
+        warnings = _source_warnings(source, plan)
+        audio_tracks = _audio_plan(source, options, runner, warnings)
+        backend = resolve_backend(options.packager)
+        ffmpeg = ffmpeg_path()
+        require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
+                                             "filter:scale"])
+    root = cache.cache_root(options.cache_dir)
+    with timer("hash"):
+        source_hash = cache.content_hash(source_path, root)
+    ffmpeg_version = tool_version(ffmpeg)
+    video = options.preset.video
+    rung_keys = {r.name: cache.key_of({
+        "format": CACHE_FORMAT, "source": source_hash, "rung": r.as_dict(),
+        "video": video, "fps": str(plan.frame_rate), "gop": plan.gop_frames,
+        "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version}) for r in plan.rungs}
+    input_hashes = {path: (source_hash if path == Path(source.path)
+                           else cache.content_hash(path, root))
+                    for _, path, _ in audio_tracks}
+    audio_keys = {lang: cache.key_of({
+        "format": CACHE_FORMAT, "input": input_hashes[path], "index": index,
+        "audio": options.preset.audio, "language": lang, "ffmpeg": ffmpeg_version})
+        for lang, path, index in audio_tracks}
+    rung_dir, audio_dir = root / "rungs", root / "audio"
+    cached = {name: (rung_dir / f"{key}.mp4").is_file() and (rung_dir / f"{key}.json").is_file()
+              for name, key in rung_keys.items()}
+
+    work_root = root / "work"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=work_root, prefix="encode-") as work_name:
+        work = Path(work_name)
+        rung_jobs = [RungJob(r, work / f"{r.name}.mp4", work / f"{r.name}-passlog")
+                     for r in plan.rungs]
+        audio_jobs = [AudioJob(audio_keys[lang], lang, path, index, work / f"audio_{lang}.mp4")
+                      for lang, path, index in audio_tracks]
+        with timer("encode"):
+            _encode_missing(source, plan, options, ffmpeg, rung_jobs, audio_jobs, rung_keys,
+                            rung_dir, audio_dir, runner, progress)
+        rung_results = []
+        for job in rung_jobs:
+            meta = rung_dir / f"{rung_keys[job.rung.name]}.json"
+            measurement = None if runner.dry_run and not meta.is_file() else \
+                StreamMeasurement.from_dict(json.loads(meta.read_text()))
+            rung_results.append(RungResult(job.rung.name, job.rung.width, job.rung.height,
+                                           job.rung.bitrate, cached[job.rung.name], measurement))
+        inputs = [PackageInput("video", f"video_{job.rung.name}",
+                               rung_dir / f"{rung_keys[job.rung.name]}.mp4")
+                  for job in rung_jobs]
+        inputs += [PackageInput("audio", f"audio_{job.language}", audio_dir / f"{job.key}.mp4",
+                                job.language) for job in audio_jobs]
+        if options.quality:
+            from discriminator_cli.quality import measure_quality
+
+            with timer("quality"):
+                scores = measure_quality(source, [(r, i.path) for r, i in
+                                                  zip(plan.rungs, inputs, strict=False)],
+                                         runner=runner, progress=progress)
+            for result in rung_results:
+                result.quality = scores.get(result.name)
+        validation = None
+        files: list[str] = []
+        if runner.dry_run:
+            staging = options.out_dir.parent / f"{STAGING_PREFIX}{options.out_dir.name}.DRYRUN"
+            package(backend, inputs, staging, work, plan.segment_seconds, runner)
+        else:
+            with staged_directory(options.out_dir, force=options.force) as staging:
+                task = progress.start(f"package ({backend})", 1)
+                with timer("package"):
+                    package(backend, inputs, staging, work, plan.segment_seconds, runner)
+                progress.finish(task)
+                if options.validate:
+                    with timer("validate"):
+                        validation = _validate_staged(staging, options.out_dir)
+                files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*")
+                               if p.is_file())
+    return EncodeResult(source=source, out_dir=options.out_dir, backend=backend,
+                        rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
+                        warnings=warnings, timings=timer.timings, files=files,
+                        dry_run=runner.dry_run, validation=validation)
+
+
+def _validate_staged(staging: Path, final: Path) -> dict[str, Any]:
+    from discriminator_cli.validate import validate_package
+
+    report = validate_package(staging)
+    summary = report.summary()
+    if report.errors:
+        first = report.errors[0]
+        raise ValidationFailedError(
+            f"the package failed validation ({len(report.errors)} errors; first: "
+            f"{first.one_line()})", path=final,
+            hint="nothing was published; rerun with --no-validate to inspect it anyway")
+    return summary
+
+
+def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions, ffmpeg: str,
+                    rung_jobs: list[RungJob], audio_jobs: list[AudioJob],
+                    rung_keys: dict[str, str], rung_dir: Path, audio_dir: Path,
+                    runner: CommandRunner, progress: ProgressSink) -> None:
+    """Encode what the cache lacks. Per-key locks make a concurrent run wait, then hit."""
+    lock_paths = sorted({rung_dir / f"{rung_keys[j.rung.name]}.lock" for j in rung_jobs}
+                        | {audio_dir / f"{j.key}.lock" for j in audio_jobs})
+    with contextlib.ExitStack() as stack:
+        if not runner.dry_run:
+            for lock in lock_paths:
+                stack.enter_context(cache.locked(lock))
+        todo = [j for j in rung_jobs
+                if not (rung_dir / f"{rung_keys[j.rung.name]}.json").is_file()]
+        audio_todo = [j for j in audio_jobs if not (audio_dir / f"{j.key}.mp4").is_file()]
+        if not todo and not audio_todo:
+            return
+        video = options.preset.video
+        passes: list[int | None] = [1, 2] if video.two_pass and todo else [None]
+        for number in passes:
+            label = "+".join(j.rung.name for j in todo) or "audio"
+            name = f"pass {number}/2: {label}" if number else f"encode: {label}"
+            argv = build_pass_argv(ffmpeg, source, plan, video, options.preset.audio, todo,
+                                   audio_todo, number)
+            task = progress.start(name, source.duration)
+            try:
+                runner.run(argv, what=f"ffmpeg {name}", path=source.path,
+                           on_progress=lambda done, t=task: progress.update(t, done),
+                           hint="the source may be truncated or corrupt; check it plays "
+                                "to the end, or run with --debug")
+            except ToolFailedError as exc:
+                if _looks_corrupt(exc.stderr):
+                    raise BadInputError("corrupt or truncated media (ffmpeg: "
+                                        f"{_last_line(exc.stderr)})", path=source.path,
+                                        hint="re-export or re-copy the source file") from None
+                raise
+            progress.finish(task)
+        if runner.dry_run:
+            return
+        for job in todo:
+            measurement = measure_stream(job.output, kind="video",
+                                         segment_seconds=plan.segment_seconds, runner=runner)
+            key = rung_keys[job.rung.name]
+            _publish_cache_file(job.output, rung_dir / f"{key}.mp4")
+            cache.atomic_write_text(rung_dir / f"{key}.json",
+                                    json.dumps(measurement.as_dict()))
+        for job in audio_todo:
+            _publish_cache_file(job.output, audio_dir / f"{job.key}.mp4")
+
+
+def _publish_cache_file(produced: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
+    shutil.move(produced, tmp)
+    os.replace(tmp, final)
+
+
+_CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",
+                    "corrupt input packet", "Invalid NAL unit size", "error while decoding")
+
+
+def _looks_corrupt(stderr: str) -> bool:
+    return any(marker in stderr for marker in _CORRUPT_MARKERS)
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def package_has_manifest(path: Path) -> bool:
+    return (path / MPD_NAME).is_file()

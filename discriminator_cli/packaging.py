@@ -1,0 +1,125 @@
+"""Package encoded rungs + audio into `stream.mpd` (DASH on-demand) and `master.m3u8` (HLS).
+
+Two backends with the same result layout at the package root: Shaka Packager (bundled) and
+Bento4 (mp4fragment + mp4dash, as the documentary's original workflow ran it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from discriminator_cli.errors import BadInputError
+from discriminator_cli.languages import display_name, two_letter
+from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import find_bento4, packager_path, require_bento4
+
+MPD_NAME = "stream.mpd"
+HLS_MASTER_NAME = "master.m3u8"
+BACKENDS = ("auto", "shaka", "bento4")
+
+
+@dataclass(frozen=True)
+class PackageInput:
+    kind: str               # "video" or "audio"
+    name: str               # representation id, e.g. video_1080p or audio_eng
+    path: Path              # the encoded (non-fragmented) mp4
+    language: str | None = None   # ISO 639-2, audio only
+
+
+def resolve_backend(name: str) -> str:
+    if name not in BACKENDS:
+        raise BadInputError(f"unknown packager {name!r}", hint=f"use one of {', '.join(BACKENDS)}")
+    if name == "auto":
+        return "bento4" if find_bento4() is not None else "shaka"
+    if name == "bento4":
+        require_bento4()
+    return name
+
+
+def shaka_argv(inputs: list[PackageInput], segment_seconds: float) -> list[str]:
+    argv = [packager_path()]
+    for item in inputs:
+        fields = [f"in={item.path}", f"stream={item.kind}", f"output={item.name}.mp4",
+                  f"playlist_name={item.name}.m3u8"]
+        if item.kind == "video":
+            fields.append(f"iframe_playlist_name={item.name}_iframe.m3u8")
+        else:
+            assert item.language
+            fields += ["hls_group_id=audio", f"hls_name={display_name(item.language)}",
+                       f"lang={two_letter(item.language)}"]
+        argv.append(",".join(fields))
+    languages = [item.language for item in inputs if item.language]
+    seconds = f"{segment_seconds:.6g}"
+    # Segments and fragments of exactly one GOP: the default (6 s) would merge GOPs into
+    # longer segments and understate the peak BANDWIDTH.
+    argv += ["--segment_duration", seconds, "--fragment_duration", seconds,
+             "--mpd_output", MPD_NAME, "--hls_master_playlist_output", HLS_MASTER_NAME,
+             "--hls_playlist_type", "VOD", "--quiet"]
+    if languages:
+        # The main (first) language becomes DEFAULT=YES in HLS and Role main in DASH.
+        argv += ["--default_language", two_letter(languages[0])]
+    return argv
+
+
+def package_shaka(inputs: list[PackageInput], out_dir: Path, segment_seconds: float,
+                  runner: CommandRunner) -> None:
+    runner.run(shaka_argv(inputs, segment_seconds), what="Shaka Packager", cwd=out_dir,
+               hint="run with --debug to see the packager's full output")
+    if not runner.dry_run:
+        declare_master_version(out_dir / HLS_MASTER_NAME)
+
+
+def declare_master_version(master: Path) -> None:
+    """Shaka writes no EXT-X-VERSION in the master playlist; declare the highest version its
+    media playlists need (6 for fMP4 byte ranges) so strict clients and validators agree."""
+    text = master.read_text(encoding="utf-8")
+    if "#EXT-X-VERSION:" in text:
+        return
+    versions = [int(line.split(":", 1)[1]) for playlist in master.parent.glob("*.m3u8")
+                for line in playlist.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#EXT-X-VERSION:") and line.split(":", 1)[1].isdigit()]
+    version = max(versions, default=6)
+    lines = text.splitlines()
+    lines.insert(1, f"#EXT-X-VERSION:{version}")
+    master.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def bento4_fragment_argv(item: PackageInput, fragmented: Path, segment_seconds: float) -> list[str]:
+    tools = require_bento4()
+    return [tools.mp4fragment, "--fragment-duration", str(round(segment_seconds * 1000)),
+            str(item.path), str(fragmented)]
+
+
+def bento4_dash_argv(inputs: list[PackageInput], fragmented: list[Path],
+                     out_dir: Path) -> list[str]:
+    tools = require_bento4()
+    argv = [tools.mp4dash, "--profiles=on-demand", "--hls", f"--mpd-name={MPD_NAME}",
+            f"--hls-master-playlist-name={HLS_MASTER_NAME}", "--force", "-o", str(out_dir)]
+    for item, path in zip(inputs, fragmented, strict=True):
+        selectors = [f"+representation_id={item.name}"]
+        if item.language:
+            selectors += [f"+language={two_letter(item.language)}",
+                          f"+language_name={display_name(item.language)}"]
+        argv.append(f"[{','.join(selectors)}]{path}")
+    return argv
+
+
+def package_bento4(inputs: list[PackageInput], out_dir: Path, work_dir: Path,
+                   segment_seconds: float, runner: CommandRunner) -> None:
+    fragmented = []
+    for item in inputs:
+        target = work_dir / f"{item.name}.frag.mp4"
+        runner.run(bento4_fragment_argv(item, target, segment_seconds), what="mp4fragment",
+                   path=item.path)
+        fragmented.append(target)
+    runner.run(bento4_dash_argv(inputs, fragmented, out_dir), what="mp4dash",
+               hint="run with --debug to see mp4dash's full output")
+
+
+def package(backend: str, inputs: list[PackageInput], out_dir: Path, work_dir: Path,
+            segment_seconds: float, runner: CommandRunner) -> None:
+    if backend == "bento4":
+        package_bento4(inputs, out_dir, work_dir, segment_seconds, runner)
+    else:
+        package_shaka(inputs, out_dir, segment_seconds, runner)
