@@ -1,0 +1,1 @@
+"""`discriminator preview`: serve a package to real players, and check that they play it."""

@@ -1,0 +1,137 @@
+"""Where the browser-side pieces come from: the npm player libraries, Node.js and Chromium.
+
+The player libraries are npm dependencies declared in the repository's package.json and
+installed by `npm ci` into node_modules/; they are never copied into this package. The
+preview server serves a fixed list of their files under PLAYERS_URL_PREFIX, nothing else
+from node_modules.
+
+Look-up order for node_modules: $DISCRIMINATOR_PLAYERS_DIR (a node_modules directory, or a
+directory holding one), then the repository root above this package (an editable install or
+a checkout), then the current directory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from discriminator_cli.errors import MissingToolError
+
+ENV_PLAYERS_DIR = "DISCRIMINATOR_PLAYERS_DIR"
+ENV_CHROMIUM = "DISCRIMINATOR_CHROMIUM"
+ENV_NODE = "DISCRIMINATOR_NODE"
+
+PLAYERS_URL_PREFIX = "/_players/"
+NPM_HINT = "run `npm ci` in the discriminator checkout (it reads package.json), or set " \
+           f"{ENV_PLAYERS_DIR} to a node_modules directory that has them"
+
+
+@dataclass(frozen=True)
+class PlayerLibrary:
+    """One npm package's browser bundle, served at /_players/<key>/<file name>."""
+
+    key: str
+    npm_package: str
+    bundle: str  # path inside node_modules/<npm_package>/
+
+    @property
+    def url(self) -> str:
+        return f"{PLAYERS_URL_PREFIX}{self.key}/{Path(self.bundle).name}"
+
+
+PLAYER_LIBRARIES: dict[str, PlayerLibrary] = {
+    lib.key: lib for lib in (
+        PlayerLibrary("dashjs", "dashjs", "dist/modern/umd/dash.all.min.js"),
+        PlayerLibrary("shaka", "shaka-player", "dist/shaka-player.compiled.js"),
+        PlayerLibrary("hlsjs", "hls.js", "dist/hls.min.js"),
+    )
+}
+
+
+def _candidate_dirs() -> list[Path]:
+    override = os.environ.get(ENV_PLAYERS_DIR)
+    if override:
+        base = Path(override).expanduser()
+        return [base if base.name == "node_modules" else base / "node_modules"]
+    repo_root = Path(__file__).resolve().parents[2]
+    return [repo_root / "node_modules", Path.cwd() / "node_modules"]
+
+
+def _has_all(node_modules: Path) -> bool:
+    return all((node_modules / lib.npm_package / lib.bundle).is_file()
+               for lib in PLAYER_LIBRARIES.values())
+
+
+def find_node_modules() -> Path | None:
+    """The node_modules directory holding every player bundle, or None."""
+    for candidate in _candidate_dirs():
+        if _has_all(candidate):
+            return candidate.resolve()
+    return None
+
+
+def require_node_modules() -> Path:
+    found = find_node_modules()
+    if found is None:
+        looked = ", ".join(str(p) for p in _candidate_dirs())
+        missing = sorted({lib.npm_package for lib in PLAYER_LIBRARIES.values()})
+        raise MissingToolError(f"player libraries ({', '.join(missing)}) not found in {looked}",
+                               hint=NPM_HINT)
+    return found
+
+
+def library_files(node_modules: Path) -> dict[str, Path]:
+    """URL path -> file, for every servable player file (bundles and their source maps)."""
+    files: dict[str, Path] = {}
+    for lib in PLAYER_LIBRARIES.values():
+        bundle = node_modules / lib.npm_package / lib.bundle
+        files[lib.url] = bundle
+        source_map = bundle.with_name(bundle.name + ".map")
+        if source_map.is_file():
+            files[lib.url + ".map"] = source_map
+    return files
+
+
+def _which_override(env: str, names: tuple[str, ...]) -> str | None:
+    override = os.environ.get(env)
+    if override:
+        return shutil.which(override) or (override if os.access(override, os.X_OK) else None)
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def find_chromium() -> str | None:
+    """Debian's chromium (or $DISCRIMINATOR_CHROMIUM); None when absent."""
+    return _which_override(ENV_CHROMIUM, ("chromium", "chromium-browser"))
+
+
+def require_chromium() -> str:
+    found = find_chromium()
+    if found is None:
+        raise MissingToolError("chromium not found",
+                               hint=f"apt-get install chromium (or set {ENV_CHROMIUM})")
+    return found
+
+
+def find_node() -> str | None:
+    return _which_override(ENV_NODE, ("node", "nodejs"))
+
+
+def require_node() -> str:
+    found = find_node()
+    if found is None:
+        raise MissingToolError("node (Node.js) not found",
+                               hint=f"install Node.js 20 or newer (or set {ENV_NODE})")
+    return found
+
+
+def require_playwright(node_modules: Path) -> Path:
+    package = node_modules / "playwright-core"
+    if not (package / "package.json").is_file():
+        raise MissingToolError(f"playwright-core not found in {node_modules}", hint=NPM_HINT)
+    return package
