@@ -156,7 +156,7 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
     description = top.get("description", str, default="")
     tables = {}
     for key in ("video", "audio", "packaging"):
-        tables[key] = _Checker(source, top.get(key, dict), key)
+        tables[key] = _Checker(source, top.get(key, dict, default={}), key)
     raw_rungs = top.get("rungs", list)
     top.finish()
 

@@ -15,8 +15,8 @@ from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path
 
-_PSNR = re.compile(r"\[psnr_(?P<rung>[\w-]+) @ [^\]]+\] PSNR .*average:(?P<value>[\d.]+|inf)")
-_SSIM = re.compile(r"\[ssim_(?P<rung>[\w-]+) @ [^\]]+\] SSIM .*All:(?P<value>[\d.]+)")
+_PSNR = re.compile(r"\[psnr@psnr_(?P<rung>[\w-]+) @ [^\]]+\] PSNR .*average:(?P<value>[\d.]+|inf)")
+_SSIM = re.compile(r"\[ssim@ssim_(?P<rung>[\w-]+) @ [^\]]+\] SSIM .*All:(?P<value>[\d.]+)")
 
 
 def quality_argv(source: SourceInfo, rungs: list[tuple[PlannedRung, Path]]) -> list[str]:
@@ -34,7 +34,7 @@ def quality_argv(source: SourceInfo, rungs: list[tuple[PlannedRung, Path]]) -> l
         graph.append(f"[{i + 1}:v:0]setsar=1,format=yuv420p,split[enc{i}a][enc{i}b]")
         graph.append(f"[enc{i}a][ref{i}a]psnr@psnr_{name}")
         graph.append(f"[enc{i}b][ref{i}b]ssim@ssim_{name}")
-    return [*argv, "-filter_complex", ";".join(graph), "-f", "null", "-"]
+    return [*argv, "-filter_complex", ";".join(graph), "-an", "-f", "null", "-"]
 
 
 def measure_quality(source: SourceInfo, rungs: list[tuple[PlannedRung, Path]], *,

@@ -1,0 +1,60 @@
+"""Small readers the tests use to check real outputs (ffprobe packets, boxes, playlists)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from discriminator_cli.tools import ffprobe_path
+
+
+def ffprobe_json(path: Path, *args: str) -> dict:
+    out = subprocess.run([ffprobe_path(), "-v", "error", *args, "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True).stdout
+    return json.loads(out)
+
+
+def keyframe_indices(path: Path, stream: str = "v:0") -> tuple[list[int], int]:
+    """(frame indices of keyframes, frame count) from the packet flags."""
+    data = ffprobe_json(path, "-select_streams", stream, "-show_entries", "packet=flags")
+    flags = [p["flags"] for p in data["packets"]]
+    return [i for i, f in enumerate(flags) if "K" in f], len(flags)
+
+
+def video_stream(path: Path) -> dict:
+    data = ffprobe_json(path, "-show_streams", "-select_streams", "v:0")
+    return data["streams"][0]
+
+
+def box_type_at(path: Path, offset: int) -> str:
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        header = handle.read(8)
+    return header[4:8].decode("latin-1")
+
+
+def byte_ranges(playlist: Path) -> list[tuple[str, int, int]]:
+    """(uri, offset, length) for every EXT-X-BYTERANGE segment, offsets resolved."""
+    result = []
+    next_offset: dict[str, int] = {}
+    pending: tuple[int, int | None] | None = None
+    for line in playlist.read_text().splitlines():
+        if line.startswith("#EXT-X-BYTERANGE:"):
+            length, _, offset = line.split(":", 1)[1].partition("@")
+            pending = (int(length), int(offset) if offset else None)
+        elif line and not line.startswith("#") and pending:
+            length, offset = pending
+            start = offset if offset is not None else next_offset.get(line, 0)
+            result.append((line, start, length))
+            next_offset[line] = start + length
+            pending = None
+    return result
+
+
+def attributes(line: str) -> dict[str, str]:
+    """Attributes of an HLS tag line (quoted values unquoted)."""
+    body = line.split(":", 1)[1]
+    return {m.group(1): m.group(2).strip('"')
+            for m in re.finditer(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', body)}
