@@ -30,3 +30,160 @@ Contract (what the `lipsync` pipeline codes against):
         returns (B, 96, 96, 3) uint8 BGR, equal to predict(mels, repeat(face, B)) but runs the
         face encoder once per distinct face (cached on the engine, keyed by the face bytes).
 """
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from discriminator_cli.cache import file_sha256
+from discriminator_cli.errors import BadInputError
+from discriminator_cli.lipsync.checkpoint import load_wav2lip, read_checkpoint
+from discriminator_cli.lipsync.int8 import Int8Wav2Lip, quiet_quantized
+from discriminator_cli.lipsync.model import FACE_SIZE, MEL_BANDS, MEL_WINDOW
+from discriminator_cli.lipsync.precision import fold_batchnorm, resolve_precision, to_bf16
+
+DEFAULT_BATCH = 32
+_FACE_CACHE_SIZE = 8
+
+
+def faces_to_input(faces: np.ndarray) -> Tensor:
+    """(B, 96, 96, 3) uint8 -> (B, 6, 96, 96) float32: [face, lower half zeroed] as the model
+    was trained (the masked copy first), scaled to [0, 1]."""
+    x = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2).float().div_(255.0)
+    masked = x.clone()
+    masked[:, :, FACE_SIZE // 2:] = 0.0
+    return torch.cat((masked, x), dim=1)
+
+
+def output_to_faces(out: Tensor) -> np.ndarray:
+    """(B, 3, 96, 96) in [0, 1] -> (B, 96, 96, 3) uint8, truncated as inference.py does."""
+    scaled = out.float().clamp_(0.0, 1.0).mul_(255.0).permute(0, 2, 3, 1).cpu().numpy()
+    return scaled.astype(np.uint8)
+
+
+class LipSyncEngine:
+    """A loaded model at one precision on one device (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, *, precision: str, device: str,
+                 checkpoint_path: Path, checkpoint_sha256: str,
+                 batch_size: int = DEFAULT_BATCH, meta: dict[str, Any] | None = None):
+        self.model = model
+        self.precision = precision
+        self.device = device
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_sha256 = checkpoint_sha256
+        self.batch_size = batch_size
+        self.meta = meta or {}
+        self._face_features: OrderedDict[str, list[Tensor]] = OrderedDict()
+
+    # -- input conversion -------------------------------------------------------------------
+    def _to_model(self, x: Tensor) -> Tensor:
+        if self.precision == "bf16":
+            x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
+        return x.to(self.device)
+
+    def _mel_tensor(self, mels: np.ndarray) -> Tensor:
+        mels = np.asarray(mels, dtype=np.float32)
+        if mels.ndim != 3 or mels.shape[1:] != (MEL_BANDS, MEL_WINDOW):
+            raise BadInputError(f"mels must be (B, {MEL_BANDS}, {MEL_WINDOW}), got {mels.shape}")
+        return self._to_model(torch.from_numpy(np.ascontiguousarray(mels)).unsqueeze(1))
+
+    @staticmethod
+    def _check_faces(faces: np.ndarray) -> None:
+        if faces.dtype != np.uint8 or faces.ndim != 4 or faces.shape[1:] != (FACE_SIZE,
+                                                                            FACE_SIZE, 3):
+            raise BadInputError(f"faces must be uint8 (B, {FACE_SIZE}, {FACE_SIZE}, 3), got "
+                                f"{faces.dtype} {faces.shape}")
+
+    # -- inference ---------------------------------------------------------------------------
+    def predict(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        """One generated face per (mel window, face) pair; uint8 BGR (B, 96, 96, 3)."""
+        faces = np.asarray(faces)
+        self._check_faces(faces)
+        if len(mels) != len(faces):
+            raise BadInputError(f"{len(mels)} mel windows but {len(faces)} faces")
+        results = []
+        with torch.inference_mode(), quiet_quantized():
+            for start in range(0, len(faces), self.batch_size):
+                stop = start + self.batch_size
+                mel_batch = self._mel_tensor(mels[start:stop])
+                chunk = faces[start:stop]
+                if (chunk == chunk[0]).all():
+                    # One face repeated (a still photo): encode it once. This also makes the
+                    # result bit-identical to predict_still, since conv kernels may round
+                    # differently at another batch size.
+                    features = self.face_features(chunk[0])
+                else:
+                    features = self.model.encode_face(self._to_model(faces_to_input(chunk)))
+                out = self.model.decode(self.model.encode_audio(mel_batch), features)
+                results.append(output_to_faces(out))
+        return np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
+                                                                np.uint8)
+
+    def face_features(self, face: np.ndarray) -> list[Tensor]:
+        """The face encoder's output for one face, computed once per distinct face."""
+        face = np.ascontiguousarray(face)
+        self._check_faces(face[None])
+        key = hashlib.sha256(face.tobytes()).hexdigest()
+        cached = self._face_features.get(key)
+        if cached is not None:
+            self._face_features.move_to_end(key)
+            return cached
+        with torch.inference_mode(), quiet_quantized():
+            features = self.model.encode_face(self._to_model(faces_to_input(face[None])))
+        self._face_features[key] = features
+        while len(self._face_features) > _FACE_CACHE_SIZE:
+            self._face_features.popitem(last=False)
+        return features
+
+    def predict_still(self, mels: np.ndarray, face: np.ndarray) -> np.ndarray:
+        """predict(mels, [face] * B), running the face encoder once for this face."""
+        features = self.face_features(face)
+        results = []
+        with torch.inference_mode(), quiet_quantized():
+            for start in range(0, len(mels), self.batch_size):
+                mel_batch = self._mel_tensor(mels[start:start + self.batch_size])
+                out = self.model.decode(self.model.encode_audio(mel_batch), features)
+                results.append(output_to_faces(out))
+        return np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
+                                                                np.uint8)
+
+
+def _check_device(device: str) -> str:
+    if device == "cpu":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise BadInputError("CUDA was asked for but this torch sees no CUDA device",
+                                hint="use --device cpu, or install a CUDA build of torch")
+        return device
+    raise BadInputError(f"unknown device {device!r}", hint="use cpu or cuda")
+
+
+def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: str = "cpu",
+                *, batch_size: int = DEFAULT_BATCH) -> LipSyncEngine:
+    """Read, check and prepare a checkpoint (BatchNorm folded) at the resolved precision."""
+    path = Path(checkpoint_path)
+    device = _check_device(device)
+    checkpoint = read_checkpoint(path)
+    resolved = resolve_precision(precision, device, quantised_file=checkpoint.kind == "int8")
+    meta: dict[str, Any] = {"layout": checkpoint.layout}
+    model: nn.Module
+    if checkpoint.kind == "int8":
+        assert checkpoint.int8_state is not None
+        model = Int8Wav2Lip(checkpoint.int8_state).eval()
+        meta.update(checkpoint.int8_state.get("meta", {}))
+    else:
+        model = fold_batchnorm(load_wav2lip(path, checkpoint))
+        if resolved == "bf16":
+            model = to_bf16(model)
+        model = model.to(device)
+    return LipSyncEngine(model, precision=resolved, device=device, checkpoint_path=path,
+                         checkpoint_sha256=file_sha256(path), batch_size=batch_size, meta=meta)
