@@ -1,0 +1,80 @@
+"""`discriminator quantize CKPT -o FILE`: a static int8 model calibrated on your inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from discriminator_cli.cli.options import JsonOption
+from discriminator_cli.cli.output import err_console, print_json
+from discriminator_cli.errors import BadInputError
+
+WHAT = "discriminator quantize"
+
+
+def register(app: typer.Typer) -> None:
+    app.command("quantize")(quantize)
+
+
+def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
+    if not text:
+        return None
+    try:
+        x1, y1, x2, y2 = (int(part) for part in text.split(","))
+    except ValueError as exc:
+        raise BadInputError(f"bad box {text!r}", hint="write it as x1,y1,x2,y2 in pixels") \
+            from exc
+    return x1, y1, x2, y2
+
+
+def quantize(
+    checkpoint: Annotated[Path, typer.Argument(help="fp32 Wav2Lip checkpoint (.pth).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The int8 file to write.")],
+    calibration_audio: Annotated[Path, typer.Option(
+        "--calibration-audio", help="Your narration (any format ffmpeg reads).")],
+    calibration_face: Annotated[Path, typer.Option(
+        "--calibration-face", help="Your face photo: a face crop, or use --calibration-box.")],
+    calibration_box: Annotated[str | None, typer.Option(
+        "--calibration-box", help="Face box in the photo, x1,y1,x2,y2.")] = None,
+    threshold: Annotated[float, typer.Option(
+        "--threshold", help="Refuse below this PSNR (dB) vs fp32 on held-out frames.")] = 35.0,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Write even below the threshold; replace an existing output.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache root.")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Calibrate static int8 on your narration and face, report PSNR vs fp32, write FILE."""
+    from discriminator_cli.lipsync import lipsync_imports, require_lipsync_extra
+
+    require_lipsync_extra(WHAT)
+    with lipsync_imports(WHAT):
+        from discriminator_cli.lipsync.quantize import (
+            QuantizationRefusedError,
+            calibration_inputs,
+            quantize_checkpoint,
+        )
+    mels, face, info = calibration_inputs(calibration_audio, calibration_face,
+                                          box=parse_box(calibration_box), cache_dir=cache_dir)
+    if not json_output:
+        err_console.print(f"calibrating on {len(mels)} mel windows of {calibration_audio} "
+                          f"and {calibration_face} ...")
+    try:
+        report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
+                                     threshold_db=threshold, force=force,
+                                     calibration_info=info)
+    except QuantizationRefusedError as exc:
+        if json_output:
+            print_json(exc.report.as_dict())
+        raise
+    if json_output:
+        print_json(report.as_dict())
+        return
+    ratio = report.output_bytes / report.source_bytes
+    status = ("[yellow]below threshold, written because of --force[/yellow]"
+              if report.psnr_db < threshold else "[green]ok[/green]")
+    err_console.print(
+        f"{output}: int8, PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} "
+        f"held-out frames ({status}); {report.output_bytes / 1e6:.1f} MB "
+        f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s")
