@@ -306,7 +306,7 @@ def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions
             except ToolFailedError as exc:
                 if _looks_corrupt(exc.stderr):
                     raise BadInputError("corrupt or truncated media (ffmpeg: "
-                                        f"{_last_line(exc.stderr)})", path=source.path,
+                                        f"{_first_marker_line(exc.stderr)})", path=source.path,
                                         hint="re-export or re-copy the source file") from None
                 raise
             progress.finish(task)
@@ -338,9 +338,12 @@ def _looks_corrupt(stderr: str) -> bool:
     return any(marker in stderr for marker in _CORRUPT_MARKERS)
 
 
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else "no message"
+def _first_marker_line(text: str) -> str:
+    """The first line that names the damage (later ones are ffmpeg's shutdown noise)."""
+    for line in text.splitlines():
+        if any(marker in line for marker in _CORRUPT_MARKERS):
+            return line.split("] ", 1)[-1].strip()
+    return "unreadable data"
 
 
 def package_has_manifest(path: Path) -> bool:

@@ -62,19 +62,19 @@ def measure_stream(path: Path, *, kind: str, segment_seconds: float,
 
 def _peak_bitrate(times: list[float], sizes: list[int], start: float, window: float,
                   total: float) -> int:
-    """The highest bits/s over fixed segment windows. A final window shorter than half a segment
-    is left out: one or two frames over a few milliseconds say nothing about a player's need."""
+    """The highest bits/s over fixed segment windows. A final window shorter than half a
+    segment is merged into the one before it (a few frames over a few milliseconds say nothing
+    about a player's need); with every byte and second counted once, peak >= average."""
     if not sizes:
         return 0
     buckets: dict[int, int] = {}
     for when, size in zip(times, sizes, strict=True):
         index = int((when - start + 1e-6) // window)
         buckets[index] = buckets.get(index, 0) + size
+    lengths = {index: window for index in buckets}
     last = max(buckets)
-    peak = 0.0
-    for index, size in buckets.items():
-        length = window if index < last else total - index * window
-        if index == last and index > 0 and length < window / 2:
-            continue
-        peak = max(peak, size * 8 / max(length, 1e-3))
-    return round(peak)
+    lengths[last] = max(total - last * window, 1e-3)
+    if last > 0 and lengths[last] < window / 2 and last - 1 in buckets:
+        buckets[last - 1] += buckets.pop(last)
+        lengths[last - 1] += lengths.pop(last)
+    return round(max(buckets[i] * 8 / lengths[i] for i in buckets))

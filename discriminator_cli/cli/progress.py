@@ -23,7 +23,9 @@ class RichProgress:
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                                   TextColumn("ETA"), TimeRemainingColumn(),
-                                  console=err_console, transient=False)
+                                  console=err_console, transient=False,
+                                  # no bars in logs and pipes: they'd only add noise
+                                  disable=not err_console.is_terminal)
         self._lock = threading.Lock()
 
     def __enter__(self) -> RichProgress:

@@ -1,0 +1,150 @@
+"""The `discriminator encode` command as users run it: bad input, --json, batches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from discriminator_cli.runner import CommandRunner
+from discriminator_cli.samples import generate_sample
+from discriminator_cli.tools import ffmpeg_path
+
+TINY = str(Path(__file__).parent / "data" / "tiny.toml")
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "discriminator_cli", *args], cwd=cwd,
+                          capture_output=True, text=True, env=os.environ.copy(), check=False)
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("raw")
+    generate_sample(folder / "one.mov", seconds=2, width=320, height=180)
+    generate_sample(folder / "two.mp4", seconds=2, width=320, height=180, tone_hz=880)
+    return folder
+
+
+def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
+    ffmpeg = ffmpeg_path()
+    runner = CommandRunner()
+    text = folder / "notes.mov"
+    text.write_text("this is not a video\n")
+    empty = folder / "empty.mov"
+    empty.write_bytes(b"")
+    good = generate_sample(folder / "good.mov", seconds=2, width=320, height=180)
+    truncated = folder / "truncated.mov"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])  # moov at the end: gone
+    faststart = folder / "faststart.mp4"
+    runner.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i",
+                "testsrc2=size=320x180:rate=25:duration=4", "-c:v", "libx264", "-movflags",
+                "+faststart", str(faststart)], what="faststart")
+    cut = folder / "cut.mp4"  # index intact, media data missing
+    cut.write_bytes(faststart.read_bytes()[: faststart.stat().st_size // 2])
+    wav = folder / "speech.wav"
+    runner.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "sine=duration=1", str(wav)],
+               what="wav")
+    fragmented = folder / "fragmented.mp4"
+    runner.run([ffmpeg, "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x180:duration=1",
+                "-c:v", "libx264", "-movflags", "frag_keyframe+empty_moov", str(fragmented)],
+               what="fragmented")
+    zero = folder / "zero.mp4"  # ftyp + moov with a video track, and not one frame
+    data = fragmented.read_bytes()
+    moov_end = data.index(b"moov") - 4 + int.from_bytes(data[data.index(b"moov") - 4:
+                                                              data.index(b"moov")], "big")
+    zero.write_bytes(data[:moov_end])
+    return {
+        "missing": (folder / "nope.mov", "file not found"),
+        "not a video": (text, "not a readable media file"),
+        "empty": (empty, "file is empty"),
+        "truncated moov": (truncated, "not a readable media file"),
+        "truncated data": (cut, "corrupt or truncated"),
+        "no video stream": (wav, "no video stream"),
+        "zero-length": (zero, "zero-length video"),
+    }
+
+
+CASES = ["missing", "not a video", "empty", "truncated moov", "truncated data",
+         "no video stream", "zero-length"]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, str]]:
+    return _bad_inputs(tmp_path_factory.mktemp("bad"))
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_one_line_error_no_traceback_nothing_published(
+        case: str, bad_inputs: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    path, expected = bad_inputs[case]
+    media = tmp_path / "media"
+    result = run_cli("encode", str(path), "--preset", TINY, "--media-root", str(media))
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not media.exists() or list(media.iterdir()) == []
+
+
+def test_debug_shows_the_traceback(bad_inputs: dict[str, tuple[Path, str]],
+                                   tmp_path: Path) -> None:
+    path, _ = bad_inputs["not a video"]
+    result = run_cli("encode", str(path), "--preset", TINY, "--media-root",
+                     str(tmp_path), "--debug")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_unknown_preset_key_and_existing_output(sources: Path, tmp_path: Path) -> None:
+    preset = tmp_path / "mine.toml"
+    preset.write_text(Path(TINY).read_text().replace("[video]", "[video]\ncrf = 20"))
+    result = run_cli("encode", str(sources / "one.mov"), "--preset", str(preset))
+    assert result.returncode == 2
+    assert f"{preset}: key 'video.crf' is not a known key" in result.stderr
+    out = tmp_path / "exists"
+    out.mkdir()
+    result = run_cli("encode", str(sources / "one.mov"), "--preset", TINY, "--out", str(out))
+    assert result.returncode == 2 and "already exists" in result.stderr
+    assert "--force" in result.stderr
+
+
+def test_folder_of_sources_with_jobs_and_json(sources: Path, tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    result = run_cli("encode", str(sources), "--preset", TINY, "--media-root", str(media),
+                     "--jobs", "2", "--json", "--no-validate")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["failures"] == []
+    names = sorted(Path(r["out_dir"]).name for r in report["results"])
+    assert names == ["one", "two"]
+    for item in report["results"]:
+        assert (Path(item["out_dir"]) / "stream.mpd").is_file()
+        for rung in item["rungs"]:
+            assert rung["average_bitrate"] > 0 and rung["peak_bitrate"] >= rung["average_bitrate"]
+        assert set(item["timings"]) >= {"probe", "encode", "package"}
+    assert sorted(p.name for p in media.iterdir()) == ["one", "two"]
+
+
+def test_dry_run_cli_prints_argv(sources: Path, tmp_path: Path) -> None:
+    result = run_cli("encode", str(sources / "one.mov"), "--preset", TINY, "--media-root",
+                     str(tmp_path / "media"), "--cache-dir", str(tmp_path / "cache"), "--dry-run")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3 and all(line.startswith(("/", "'")) for line in lines)
+    assert "-pass 1" in lines[0] and "packager" in lines[2]
+    assert not (tmp_path / "media").exists()
+
+
+def test_doctor_json() -> None:
+    result = run_cli("doctor", "--json")
+    report = json.loads(result.stdout)
+    tools = {t["name"]: t for t in report["tools"]}
+    assert tools["ffmpeg"]["ok"] and tools["ffmpeg"]["capabilities"]["encoder:libx264"]
+    assert tools["packager"]["version"].startswith("v")
+    assert "bento4" in tools
+    assert result.returncode == (0 if report["ok"] else 3)
