@@ -29,6 +29,7 @@ def sample_argv(path: Path, *, seconds: float = 10.0, width: int = 1920, height:
 
 def generate_sample(path: Path, *, runner: CommandRunner | None = None, **kwargs: object) -> Path:
     runner = runner or CommandRunner()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if not runner.dry_run:
+        path.parent.mkdir(parents=True, exist_ok=True)
     runner.run(sample_argv(path, **kwargs), what="ffmpeg sample", path=path)  # type: ignore[arg-type]
     return path

@@ -1,0 +1,48 @@
+"""`discriminator sample OUT`: generate a test source (lavfi test pattern + tone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from discriminator_cli.cli.options import DryRunOption, JsonOption
+from discriminator_cli.cli.output import info, print_json
+from discriminator_cli.errors import BadInputError, OutputExistsError
+from discriminator_cli.runner import CommandRunner
+from discriminator_cli.samples import generate_sample
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sample")(sample)
+
+
+def sample(
+    out: Annotated[Path, typer.Argument(help="File to write (.mov: ProRes + PCM, else H.264).")],
+    seconds: Annotated[float, typer.Option(min=0.5, help="Duration.")] = 10.0,
+    size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "1920x1080",
+    fps: Annotated[int, typer.Option(min=1, help="Frame rate.")] = 25,
+    audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Add a stereo tone.")] = True,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
+    json_output: JsonOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Generate a sample source video, e.g. raw/sample.mov for `make demo`."""
+    width, _, height = size.partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) % 2 == 0
+            and int(height) % 2 == 0):
+        raise BadInputError(f"--size {size!r} is not WIDTHxHEIGHT with even numbers",
+                            hint="e.g. --size 1920x1080")
+    if out.exists() and not force:
+        raise OutputExistsError("file already exists", path=out, hint="pass --force")
+    runner = CommandRunner(dry_run=dry_run, echo=print)
+    generate_sample(out, runner=runner, seconds=seconds, width=int(width), height=int(height),
+                    fps=fps, audio=audio)
+    if dry_run:
+        return
+    if json_output:
+        print_json({"path": str(out), "bytes": out.stat().st_size, "seconds": seconds,
+                    "size": size, "fps": fps, "audio": audio})
+    else:
+        info(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, {seconds:g} s, {size} @ {fps})")
