@@ -41,6 +41,11 @@ class Checkpoint:
 def _torch_load(path: Path) -> Any:
     if not path.is_file():
         raise BadInputError("checkpoint not found", path=path, hint=WHERE_TO_GET)
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    # torch.save writes a zip archive; files from torch < 1.6 are a bare pickle stream.
+    if not (magic.startswith(b"PK") or magic[:1] == b"\x80"):
+        raise _not_torch(path, f"starts with {magic!r}, not a zip archive or a pickle")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -52,8 +57,10 @@ def _torch_load(path: Path) -> Any:
                 hint="re-save it as a plain state dict: torch.save(model.state_dict(), FILE)"
             ) from exc
         raise _not_torch(path, text) from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise _not_torch(path, str(exc)) from exc
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, IndexError,
+            KeyError) as exc:
+        # A damaged pickle stream fails in the unpickler with whatever error it hits first.
+        raise _not_torch(path, f"{type(exc).__name__}: {exc}") from exc
 
 
 def _not_torch(path: Path, detail: str) -> BadInputError:
