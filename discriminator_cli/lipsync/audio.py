@@ -133,7 +133,8 @@ def _window_starts(columns: int, fps: float) -> list[int]:
 
 def frame_count(columns: int, fps: float) -> int:
     """How many video frames (mel windows) a mel of `columns` columns yields at `fps`."""
-    return len(_window_starts(columns, fps))
+    # Shorter mels are padded to one window (see mel_windows).
+    return len(_window_starts(max(columns, MEL_WINDOW_COLUMNS), fps))
 
 
 def mel_windows(mel: np.ndarray, fps: float, *, start: int = 0,
