@@ -26,6 +26,7 @@ from typing import Any
 from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.preview.declared import DeclaredManifest, read_declared
 from discriminator_cli.preview.players import (
+    PAGE_PLAYERS,
     require_chromium,
     require_node,
     require_node_modules,
@@ -35,8 +36,7 @@ from discriminator_cli.preview.server import PreviewServer, RequestRecord
 from discriminator_cli.runner import CommandRunner
 
 DRIVER = Path(__file__).with_name("driver.mjs")
-# Page player id -> the manifest it plays.
-PLAYER_MANIFESTS = {"dashjs": "dash", "shaka": "dash", "shaka-hls": "hls", "hlsjs": "hls"}
+PLAYER_MANIFESTS = {p.id: p.manifest for p in PAGE_PLAYERS.values()}
 DEFAULT_PLAYERS = ("dashjs", "shaka", "hlsjs")
 DEFAULT_PLAY_SECONDS = 4.0
 DEFAULT_STEP_TIMEOUT = 20.0
@@ -59,6 +59,7 @@ class PlayerResult:
     played_seconds: float = 0.0
     seconds: float = 0.0
     requests: int = 0
+    partial_responses: int = 0  # 206s: proof that the player used byte ranges
     bad_requests: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -140,6 +141,7 @@ def judge(observed: dict[str, Any], declared: DeclaredManifest, log: list[Reques
 
     during = _requests_during(log, observed)
     result.requests = len(during)
+    result.partial_responses = sum(1 for r in during if r.status == 206)
     bad = [r for r in during if r.status >= 400]
     result.bad_requests = [r.as_dict() for r in bad]
     if bad:

@@ -50,6 +50,26 @@ PLAYER_LIBRARIES: dict[str, PlayerLibrary] = {
 }
 
 
+@dataclass(frozen=True)
+class PagePlayer:
+    """One choice in the page's player picker: a library playing one of the manifests."""
+
+    id: str
+    library: str  # a PLAYER_LIBRARIES key
+    manifest: str  # "dash" or "hls"
+    label: str
+
+
+PAGE_PLAYERS: dict[str, PagePlayer] = {
+    player.id: player for player in (
+        PagePlayer("dashjs", "dashjs", "dash", "dash.js · DASH"),
+        PagePlayer("shaka", "shaka", "dash", "shaka-player · DASH"),
+        PagePlayer("shaka-hls", "shaka", "hls", "shaka-player · HLS"),
+        PagePlayer("hlsjs", "hlsjs", "hls", "hls.js · HLS"),
+    )
+}
+
+
 def _candidate_dirs() -> list[Path]:
     override = os.environ.get(ENV_PLAYERS_DIR)
     if override:

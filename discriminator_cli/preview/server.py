@@ -26,12 +26,17 @@ from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.preview.declared import DASH_MANIFEST, HLS_MANIFEST
-from discriminator_cli.preview.players import PLAYER_LIBRARIES, PLAYERS_URL_PREFIX, library_files
+from discriminator_cli.preview.players import (
+    PAGE_PLAYERS,
+    PLAYER_LIBRARIES,
+    PLAYERS_URL_PREFIX,
+    library_files,
+)
 
 PAGE_DIR = Path(__file__).with_name("page")
 MEDIA_URL_PREFIX = "/media/"
@@ -324,14 +329,17 @@ class PreviewHTTPServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def config(self) -> dict[str, object]:
+    def config(self) -> dict[str, Any]:
         """What the page needs: the manifests present and the player bundle URLs."""
         manifests = {kind: MEDIA_URL_PREFIX + name
                      for kind, name in (("dash", DASH_MANIFEST), ("hls", HLS_MANIFEST))
                      if (self.package_dir / name).is_file()}
         players = {key: lib.url for key, lib in PLAYER_LIBRARIES.items()
                    if lib.url in self.player_files}
-        return {"package": self.package_dir.name, "manifests": manifests, "players": players}
+        choices = [asdict(p) for p in PAGE_PLAYERS.values()
+                   if p.manifest in manifests and p.library in players]
+        return {"package": self.package_dir.name, "manifests": manifests, "players": players,
+                "choices": choices}
 
 
 class PreviewServer:
@@ -361,8 +369,20 @@ class PreviewServer:
     def requests(self) -> list[RequestRecord]:
         return self.httpd.requests()
 
+    def urls(self) -> dict[str, object]:
+        """The page (one URL per usable player) and the manifests, for printing."""
+        base = self.base_url
+        config = self.httpd.config()
+        manifests = {kind: base + path for kind, path in config["manifests"].items()}
+        players = [{"id": c["id"], "label": c["label"], "url": f"{base}/?player={c['id']}"}
+                   for c in config["choices"]]
+        return {"package": str(self.httpd.package_dir), "url": base + "/",
+                "host": self.httpd.server_address[0], "port": self.httpd.server_address[1],
+                "manifests": manifests, "players": players}
+
     def start(self) -> PreviewServer:
-        self._thread = threading.Thread(target=self.httpd.serve_forever,
+        # A short poll interval keeps close() (and so each test) fast.
+        self._thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
                                         name="discriminator-preview", daemon=True)
         self._thread.start()
         return self

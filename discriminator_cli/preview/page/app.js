@@ -4,13 +4,6 @@
 // rendition (-1 = automatic), preview.seek(t) seeks, preview.play() plays.
 "use strict";
 
-const CHOICES = [
-  { id: "dashjs", lib: "dashjs", manifest: "dash", label: "dash.js · DASH" },
-  { id: "shaka", lib: "shaka", manifest: "dash", label: "shaka-player · DASH" },
-  { id: "shaka-hls", lib: "shaka", manifest: "hls", label: "shaka-player · HLS" },
-  { id: "hlsjs", lib: "hlsjs", manifest: "hls", label: "hls.js · HLS" },
-];
-
 const state = {
   player: null, manifestKind: null, manifestUrl: null, status: "loading",
   renditions: [], activeRendition: null, forcedRendition: -1,
@@ -233,7 +226,8 @@ async function main() {
   const config = await (await fetch("/_preview/config.json")).json();
   document.getElementById("title").textContent = config.package;
   document.title = `${config.package} · discriminator preview`;
-  const usable = CHOICES.filter((c) => config.manifests[c.manifest] && config.players[c.lib]);
+  // The server lists the choices whose manifest and library are both present.
+  const usable = config.choices;
   const params = new URLSearchParams(location.search);
   const choice = usable.find((c) => c.id === params.get("player")) || usable[0];
   const picker = document.getElementById("player");
@@ -257,8 +251,8 @@ async function main() {
   state.manifestUrl = config.manifests[choice.manifest];
   video.muted = params.get("muted") === "1";
   try {
-    await loadScript(config.players[choice.lib]);
-    adapter = await FACTORIES[choice.lib](state.manifestUrl);
+    await loadScript(config.players[choice.library]);
+    adapter = await FACTORIES[choice.library](state.manifestUrl);
     state.status = "ready";
   } catch (error) {
     state.status = "error";
