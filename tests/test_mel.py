@@ -146,3 +146,20 @@ def test_mel_cli_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]
         main(["mel", str(tmp_path / "absent.wav"), "--cache-dir", str(tmp_path)])
     assert info.value.code == 2
     assert "audio file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["mel", "quantize"])
+def test_missing_extra_is_explained(command: str, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "librosa", None)  # as if not installed
+    args = {"mel": ["mel", str(SPEECH)],
+            "quantize": ["quantize", "x.pth", "-o", str(tmp_path / "q.pt"),
+                         "--calibration-audio", str(SPEECH), "--calibration-face", "f.png"]}
+    with pytest.raises(SystemExit) as info:
+        main(args[command])
+    assert info.value.code == 3
+    err = capsys.readouterr().err
+    assert "needs the lipsync extra" in err and "pip install" in err

@@ -42,6 +42,10 @@ def quantize(
         "--threshold", help="Refuse below this PSNR (dB) vs fp32 on held-out frames.")] = 35.0,
     force: Annotated[bool, typer.Option(
         "--force", help="Write even below the threshold; replace an existing output.")] = False,
+    calibration_frames: Annotated[int, typer.Option(
+        "--calibration-frames", min=2,
+        help="Mel windows to calibrate on; half as many more are held out to measure PSNR.")
+    ] = 32,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache root.")] = None,
     json_output: JsonOption = False,
 ) -> None:
@@ -63,6 +67,8 @@ def quantize(
     try:
         report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
                                      threshold_db=threshold, force=force,
+                                     calibration_frames=calibration_frames,
+                                     heldout_frames=max(1, calibration_frames // 2),
                                      calibration_info=info)
     except QuantizationRefusedError as exc:
         if json_output:

@@ -77,29 +77,63 @@ class QuantizationRefusedError(DiscriminatorError):
 
 def load_face_image(image_path: Path | str, *, box: tuple[int, int, int, int] | None = None,
                     runner: CommandRunner | None = None) -> np.ndarray:
-    """An image (or a video's first frame) -> (96, 96, 3) uint8 BGR, optionally cropped to
-    box = (x1, y1, x2, y2) first. Decoded and resized by ffmpeg (bilinear, like cv2)."""
+    """A photo (or a video's first frame) -> (96, 96, 3) uint8 BGR, optionally cropped to
+    box = (x1, y1, x2, y2) first, then resized bilinearly.
+
+    Photos are read with Pillow (the bundled ffmpeg has no PNG decoder); anything Pillow
+    cannot open (a video) is decoded by ffmpeg.
+    """
     image_path = Path(image_path)
     if not image_path.is_file():
         raise BadInputError("face image not found", path=image_path)
-    filters = []
     if box is not None:
         x1, y1, x2, y2 = box
         if x2 <= x1 or y2 <= y1 or min(box) < 0:
             raise BadInputError(f"bad face box {box}", hint="give x1,y1,x2,y2 with x2>x1, y2>y1")
+    rgb = _read_with_pillow(image_path)
+    if rgb is None:
+        return _read_with_ffmpeg(image_path, box, runner or CommandRunner())
+    if box is not None:
+        height, width = rgb.shape[:2]
+        if box[2] > width or box[3] > height:
+            raise BadInputError(f"face box {box} is outside the {width}x{height} image",
+                                path=image_path)
+        rgb = rgb[box[1]:box[3], box[0]:box[2]]
+    from PIL import Image
+
+    resized = Image.fromarray(rgb).resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
+    return np.ascontiguousarray(np.asarray(resized)[:, :, ::-1])
+
+
+def _read_with_pillow(path: Path) -> np.ndarray | None:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        return None
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def _read_with_ffmpeg(path: Path, box: tuple[int, int, int, int] | None,
+                      runner: CommandRunner) -> np.ndarray:
+    filters = []
+    if box is not None:
+        x1, y1, x2, y2 = box
         filters.append(f"crop={x2 - x1}:{y2 - y1}:{x1}:{y1}")
     filters.append(f"scale={FACE_SIZE}:{FACE_SIZE}:flags=bilinear")
-    runner = runner or CommandRunner()
     with tempfile.TemporaryDirectory(prefix="discriminator-face-") as tmp:
         raw = Path(tmp) / "face.bgr"
         runner.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                    "-i", str(image_path), "-frames:v", "1", "-vf", ",".join(filters),
+                    "-i", str(path), "-frames:v", "1", "-vf", ",".join(filters),
                     "-f", "rawvideo", "-pix_fmt", "bgr24", str(raw)],
-                   what="ffmpeg image decode", path=image_path, mutating=False,
-                   hint="is this an image ffmpeg can read, and is the box inside it?")
+                   what="ffmpeg image decode", path=path, mutating=False,
+                   hint="is this an image or video ffmpeg can read, and is the box inside it?")
         data = np.fromfile(raw, dtype=np.uint8)
     if data.size != FACE_SIZE * FACE_SIZE * 3:
-        raise BadInputError("could not decode a frame from the face image", path=image_path)
+        raise BadInputError("could not decode a frame from the face image", path=path)
     return data.reshape(FACE_SIZE, FACE_SIZE, 3)
 
 
@@ -145,7 +179,7 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
     meta = {"source_sha256": source_sha, "source_name": checkpoint_path.name,
             "calibration_frames": len(cal_mels), "heldout_frames": len(held_mels),
             "threshold_db": threshold_db, "tool_version": __version__,
-            "torch_version": torch.__version__, **(calibration_info or {})}
+            "torch_version": str(torch.__version__), **(calibration_info or {})}
     state = export_state(model, ranges, meta)
     quantised = Int8Wav2Lip(state).eval()
     score = _heldout_psnr(model, quantised, held_mels, face_input)
