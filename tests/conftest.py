@@ -31,7 +31,7 @@ def isolated_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session")
 def sample_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An 8 s 640x360 25 fps ProRes .mov with a stereo tone, like an editor's export."""
+    """An 8 s 640x360 25 fps .mov (near-lossless H.264 + PCM stereo tone)."""
     return generate_sample(tmp_path_factory.mktemp("raw") / "sample.mov",
                            seconds=SAMPLE_SECONDS, width=640, height=360)
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,35 @@ def test_doctor_json() -> None:
     assert tools["packager"]["version"].startswith("v")
     assert "bento4" in tools
     assert result.returncode == (0 if report["ok"] else 3)
+
+
+def test_ctrl_c_exits_130_and_publishes_nothing(tmp_path: Path) -> None:
+    source = generate_sample(tmp_path / "long.mov", seconds=20, width=640, height=360)
+    media = tmp_path / "media"
+    cache = tmp_path / "cache"
+    proc = subprocess.Popen([sys.executable, "-m", "discriminator_cli", "encode", str(source),
+                             "--preset", "small", "--media-root", str(media), "--cache-dir",
+                             str(cache)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list(cache.glob("work/encode-*/*-passlog*")) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait until x264's first pass is writing its stats
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert "Traceback" not in stderr
+    assert not media.exists() or list(media.iterdir()) == []
+    assert list((cache / "work").iterdir()) == [] and list(cache.glob("rungs/*.mp4")) == []
+
+
+def test_bento4_backend_missing_is_a_clear_error(sources: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DISCRIMINATOR_BENTO4_DIR"}
+    env["PATH"] = str(Path(sys.executable).parent)
+    result = subprocess.run([sys.executable, "-m", "discriminator_cli", "encode",
+                             str(sources / "one.mov"), "--preset", TINY, "--packager", "bento4",
+                             "--media-root", str(tmp_path)], capture_output=True, text=True,
+                            env=env, check=False)
+    assert result.returncode == 3
+    assert "Bento4 (mp4fragment and mp4dash) not found" in result.stderr
+    assert "--packager shaka" in result.stderr

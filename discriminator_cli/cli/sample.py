@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 
 def sample(
-    out: Annotated[Path, typer.Argument(help="File to write (.mov: ProRes + PCM, else H.264).")],
+    out: Annotated[Path, typer.Argument(help="File to write (.mov: H.264 + PCM audio; other "
+                                        "suffixes: H.264 + AAC).")],
     seconds: Annotated[float, typer.Option(min=0.5, help="Duration.")] = 10.0,
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "1920x1080",
     fps: Annotated[int, typer.Option(min=1, help="Frame rate.")] = 25,
