@@ -43,7 +43,13 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args or os.environ.get("DISCRIMINATOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     try:
-        app(args=args, prog_name="discriminator", standalone_mode=False)
+        # Typer, outside standalone mode, turns typer.Exit and Ctrl-C (as Exit(130)) into a
+        # returned exit code instead of raising.
+        code = app(args=args, prog_name="discriminator", standalone_mode=False)
+        if code == 130:
+            raise KeyboardInterrupt
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DiscriminatorError as exc:
         if debug:
             raise
