@@ -62,7 +62,8 @@ class CommandRunner:
         args = [os.fspath(a) for a in argv]
         if self.dry_run and mutating:
             if self.echo:
-                self.echo(shlex.join(args))
+                where = f"cd {shlex.quote(str(cwd))} && " if cwd else ""
+                self.echo(where + shlex.join(args))
             return RunResult(args, 0, "", "", dry_run=True)
         with self._lock:
             self.history.append(args)
