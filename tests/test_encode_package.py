@@ -122,3 +122,16 @@ def _playlist_peak(playlist: Path) -> float:
     sizes = [length for _, _, length in byte_ranges(playlist)]
     full = [s * 8 / d for s, d in zip(sizes, durations, strict=True) if d >= 1.0]
     return max(full)
+
+
+def test_average_bitrate_close_to_target(any_package: Path) -> None:
+    """Two-pass CBR settles on the target: within 3 % over the 8 s sample."""
+    from discriminator_cli.measure import measure_stream
+
+    targets = {(640, 360): 800_000, (320, 180): 300_000}
+    for path in _video_files(any_package):
+        stream = video_stream(path)
+        measured = measure_stream(path, kind="video", segment_seconds=1.92)
+        target = targets[(stream["width"], stream["height"])]
+        assert abs(measured.average_bitrate / target - 1) < 0.03, (path, measured)
+        assert measured.duration == 8.0
