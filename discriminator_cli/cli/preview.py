@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.table import Table
 
 from discriminator_cli.cli.options import JsonOption
@@ -96,18 +97,21 @@ def _check(package: Path, players: tuple[str, ...], json_output: bool) -> None:
     else:
         _print_report(report)
     if not report.ok:
-        raise ValidationFailedError("playback check failed: " + "; ".join(report.failures()[:3]),
-                                    path=package)
+        failed = ", ".join(p.player for p in report.players if not p.ok)
+        raise ValidationFailedError(f"playback check failed with {failed}", path=package,
+                                    hint="see `failures` in the JSON report" if json_output
+                                    else "the reasons are listed above")
 
 
 def _print_report(report: PlaybackReport) -> None:
-    table = Table("player", "result", "renditions (height)", "audio", "played", "requests",
-                  "time")
+    table = Table("player", "result", "heights", "audio", "played", "reqs", "206", "4xx/5xx",
+                  "time", box=box.SIMPLE_HEAD)
     for p in report.players:
-        heights = ", ".join(f"{c['height']}{'' if c.get('ok') else '!'}" for c in p.renditions)
+        # A trailing ! marks a rendition that did not decode at its declared height.
+        heights = ",".join(f"{c['height']}{'' if c.get('ok') else '!'}" for c in p.renditions)
         table.add_row(p.player, "[green]ok[/green]" if p.ok else "[red]FAILED[/red]",
                       heights or "-", p.audio_language or "-", f"{p.played_seconds:.1f} s",
-                      f"{p.requests} ({p.partial_responses} ranged, {len(p.bad_requests)} bad)",
+                      str(p.requests), str(p.partial_responses), str(len(p.bad_requests)),
                       f"{p.seconds:.1f} s")
     out_console.print(f"Chromium {report.chromium}: {report.package}")
     out_console.print(table)

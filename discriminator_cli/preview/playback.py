@@ -104,8 +104,11 @@ def judge(observed: dict[str, Any], declared: DeclaredManifest, log: list[Reques
         if not step.get("ok"):
             failures.append(f"step '{step['name']}' failed: {step.get('detail')}")
 
-    declared_set = sorted((r.width, r.height, r.bandwidth) for r in declared.renditions)
-    offered_set = sorted((o["width"], o["height"], o["bandwidth"]) for o in result.offered)
+    with_bandwidth = PAGE_PLAYERS[player].reports_declared_bandwidth
+    declared_set = sorted((r.width, r.height) + ((r.bandwidth,) if with_bandwidth else ())
+                          for r in declared.renditions)
+    offered_set = sorted((o["width"], o["height"]) + ((o["bandwidth"],) if with_bandwidth else ())
+                         for o in result.offered)
     if steps and steps[0].get("ok") and offered_set != declared_set:
         failures.append(f"player offers renditions {offered_set}, manifest declares "
                         f"{declared_set}")

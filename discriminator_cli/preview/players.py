@@ -58,13 +58,17 @@ class PagePlayer:
     library: str  # a PLAYER_LIBRARIES key
     manifest: str  # "dash" or "hls"
     label: str
+    # False where the player derives a rendition's bandwidth instead of reporting the
+    # manifest's (shaka-player on HLS subtracts its audio estimate from BANDWIDTH).
+    reports_declared_bandwidth: bool = True
 
 
 PAGE_PLAYERS: dict[str, PagePlayer] = {
     player.id: player for player in (
         PagePlayer("dashjs", "dashjs", "dash", "dash.js · DASH"),
         PagePlayer("shaka", "shaka", "dash", "shaka-player · DASH"),
-        PagePlayer("shaka-hls", "shaka", "hls", "shaka-player · HLS"),
+        PagePlayer("shaka-hls", "shaka", "hls", "shaka-player · HLS",
+                   reports_declared_bandwidth=False),
         PagePlayer("hlsjs", "hlsjs", "hls", "hls.js · HLS"),
     )
 }
