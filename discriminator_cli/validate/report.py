@@ -1,0 +1,183 @@
+"""Findings and the report that collects them, with JSON, JUnit XML and table renderings."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from lxml import etree
+from rich.table import Table
+
+Severity = Literal["error", "warning", "info"]
+SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: which check, where (file + line / XPath / byte offset) and why it matters."""
+
+    severity: Severity
+    check: str  # stable id, e.g. 'hls.byterange-out-of-file'
+    file: str  # the manifest or media file the location refers to
+    location: str  # 'line 12', '/MPD/Period[1]/AdaptationSet[1]', 'byte 966', or ''
+    message: str
+    manifest: str | None = None  # the manifest that led to this file, when it is media
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    def one_line(self) -> str:
+        where = f"{self.file}:{self.location}" if self.location else self.file
+        return f"{self.severity}: [{self.check}] {where}: {self.message}"
+
+
+@dataclass
+class Report:
+    findings: list[Finding] = field(default_factory=list)
+    manifests: list[str] = field(default_factory=list)
+    media_files: list[str] = field(default_factory=list)
+    _seen: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False)
+
+    def add(self, severity: Severity, check: str, file: object, location: str | int | None,
+            message: str, *, manifest: object | None = None) -> None:
+        """Record a finding; the same check at the same place is recorded once.
+
+        DASH and HLS usually share media files, so a problem in a file would otherwise be
+        reported once per manifest that points at it.
+        """
+        where = _location(location)
+        key = (check, str(file), where, message)
+        if key in self._seen:
+            return
+        self._seen.add(key)
+        self.findings.append(Finding(severity, check, str(file), where, " ".join(message.split()),
+                                     str(manifest) if manifest is not None else None))
+
+    def error(self, check: str, file: object, location: str | int | None, message: str,
+              **kwargs: object) -> None:
+        self.add("error", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+
+    def warning(self, check: str, file: object, location: str | int | None, message: str,
+                **kwargs: object) -> None:
+        self.add("warning", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+
+    def info(self, check: str, file: object, location: str | int | None, message: str,
+             **kwargs: object) -> None:
+        self.add("info", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def checks(self) -> set[str]:
+        return {f.check for f in self.findings}
+
+    def ok(self, *, strict: bool = False) -> bool:
+        return not self.errors and not (strict and self.warnings)
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        return 0 if self.ok(strict=strict) else 1
+
+    def sorted_findings(self) -> list[Finding]:
+        return sorted(self.findings, key=lambda f: (SEVERITY_ORDER[f.severity], f.file,
+                                                    _location_key(f.location), f.check))
+
+    def summary(self) -> dict[str, int]:
+        """Counts, as `discriminator encode` records them in its result."""
+        counts = Counter(f.severity for f in self.findings)
+        return {"errors": counts["error"], "warnings": counts["warning"],
+                "notes": counts["info"], "manifests": len(self.manifests),
+                "media_files": len(self.media_files)}
+
+    def summary_line(self) -> str:
+        counts = self.summary()
+        return (f"{counts['manifests']} manifest(s), {counts['media_files']} media file(s): "
+                f"{counts['errors']} error(s), {counts['warnings']} warning(s), "
+                f"{counts['notes']} note(s)")
+
+    def as_dict(self, *, strict: bool = False) -> dict[str, object]:
+        return {"ok": self.ok(strict=strict), "strict": strict,
+                "errors": len(self.errors), "warnings": len(self.warnings),
+                "manifests": self.manifests, "media_files": self.media_files,
+                "findings": [f.as_dict() for f in self.sorted_findings()]}
+
+    def text(self) -> str:
+        lines = [f.one_line() for f in self.sorted_findings()]
+        return "\n".join([*lines, self.summary_line()])
+
+    def table(self) -> Table:
+        table = Table(title=self.summary_line(), title_justify="left", show_lines=True)
+        table.add_column("severity", no_wrap=True)
+        table.add_column("check", overflow="fold")
+        table.add_column("where", overflow="fold")
+        table.add_column("explanation", ratio=1)
+        styles = {"error": "red", "warning": "yellow", "info": "cyan"}
+        for f in self.sorted_findings():
+            where = _display_path(f.file) + (f"\n{f.location}" if f.location else "")
+            table.add_row(f"[{styles[f.severity]}]{f.severity}[/]", f.check, where, f.message)
+        return table
+
+    def junit_xml(self, *, strict: bool = False) -> bytes:
+        """One testsuite per manifest (and per media file with findings); one testcase per
+        finding, errors (and warnings under --strict) as failures; a clean manifest gets one
+        passing testcase so CI shows what was checked."""
+        suites = etree.Element("testsuites", name="discriminator validate")
+        files = list(dict.fromkeys([*self.manifests,
+                                    *(f.file for f in self.findings)]))
+        total_failures = 0
+        for name in files:
+            mine = [f for f in self.sorted_findings() if f.file == name]
+            suite = etree.SubElement(suites, "testsuite", name=name)
+            failures = 0
+            if not mine:
+                etree.SubElement(suite, "testcase", classname=name, name="valid")
+            for f in mine:
+                case = etree.SubElement(suite, "testcase", classname=name,
+                                        name=f"{f.check} {f.location}".strip())
+                if f.severity == "error" or (strict and f.severity == "warning"):
+                    failures += 1
+                    fail = etree.SubElement(case, "failure", type=f.check, message=f.message)
+                    fail.text = f.one_line()
+                else:
+                    out = etree.SubElement(case, "system-out")
+                    out.text = f.one_line()
+            suite.set("tests", str(max(1, len(mine))))
+            suite.set("failures", str(failures))
+            suite.set("errors", "0")
+            total_failures += failures
+        suites.set("tests", str(sum(int(s.get("tests", "0")) for s in suites)))
+        suites.set("failures", str(total_failures))
+        return etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _display_path(file: str) -> str:
+    """Relative to the working directory when inside it: shorter, and what the user typed."""
+    try:
+        return os.path.relpath(file) if not os.path.relpath(file).startswith("..") else file
+    except ValueError:  # another drive on Windows
+        return file
+
+
+def _location(location: str | int | None) -> str:
+    if location is None:
+        return ""
+    if isinstance(location, int):
+        return f"byte {location}"
+    return location
+
+
+def _location_key(location: str) -> tuple[str, int, str]:
+    """'line 12 (...)' sorts by kind then number, so line 9 comes before line 10."""
+    match = _LOCATION_NUMBER.match(location)
+    return (match.group(1), int(match.group(2)), location) if match else (location, 0, "")
+
+
+_LOCATION_NUMBER = re.compile(r"^(\w+) (\d+)")
