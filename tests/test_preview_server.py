@@ -18,17 +18,14 @@ from pathlib import Path
 import pytest
 
 from discriminator_cli.errors import BadInputError, MissingToolError
+from discriminator_cli.preview.files import RangeNotSatisfiable, parse_range
 from discriminator_cli.preview.players import (
     ENV_PLAYERS_DIR,
     PLAYER_LIBRARIES,
     find_node_modules,
     require_node_modules,
 )
-from discriminator_cli.preview.server import (
-    PreviewServer,
-    RangeNotSatisfiable,
-    parse_range,
-)
+from discriminator_cli.preview.server import PreviewServer
 
 MEDIA = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable by content
 SECRET = b"secret-outside-the-package"

@@ -17,20 +17,25 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
-from functools import lru_cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, BinaryIO
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.preview.declared import DASH_MANIFEST, HLS_MANIFEST
+from discriminator_cli.preview.files import (
+    Forbidden,
+    RangeNotSatisfiable,
+    content_type,
+    parse_range,
+    resolve_inside,
+)
 from discriminator_cli.preview.players import (
     PAGE_PLAYERS,
     PLAYER_LIBRARIES,
@@ -45,26 +50,6 @@ DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 _CHUNK = 64 * 1024
-_SNIFF_BYTES = 64 * 1024
-_RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
-
-MIME_TYPES = {
-    ".mpd": "application/dash+xml",
-    ".m3u8": "application/vnd.apple.mpegurl",
-    ".m4a": "audio/mp4",
-    ".m4v": "video/mp4",
-    ".ts": "video/mp2t",
-    ".aac": "audio/aac",
-    ".vtt": "text/vtt",
-    ".js": "text/javascript; charset=utf-8",
-    ".mjs": "text/javascript; charset=utf-8",
-    ".map": "application/json",
-    ".json": "application/json",
-    ".html": "text/html; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".xml": "application/xml",
-    ".txt": "text/plain; charset=utf-8",
-}
 
 
 @dataclass(frozen=True)
@@ -79,98 +64,6 @@ class RequestRecord:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
-
-
-class RangeNotSatisfiable(Exception):
-    pass
-
-
-def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
-    """(first, last) inclusive for a single byte range, None to send the whole file.
-
-    Raises RangeNotSatisfiable for a well-formed range that misses the file. Malformed or
-    multi-range headers are ignored (RFC 9110 lets a server answer those with 200).
-    """
-    if not header:
-        return None
-    match = _RANGE_RE.match(header.strip().replace(" ", ""))
-    if not match:
-        return None
-    first_text, last_text = match.groups()
-    if not first_text and not last_text:
-        return None
-    if not first_text:  # suffix: the last N bytes
-        suffix = int(last_text)
-        if suffix == 0 or size == 0:
-            raise RangeNotSatisfiable
-        return max(0, size - suffix), size - 1
-    first = int(first_text)
-    last = int(last_text) if last_text else size - 1
-    if last_text and last < first:
-        return None  # invalid syntax: ignore the header
-    if first >= size:
-        raise RangeNotSatisfiable
-    return first, min(last, size - 1)
-
-
-@lru_cache(maxsize=256)
-def _sniff_mp4_kind(path: str, mtime_ns: int, size: int) -> str:
-    """'audio' when the file's first track handler is 'soun', else 'video'.
-
-    On-demand and fragmented files carry the moov (with hdlr) at the front, so the first
-    64 KiB is enough; mtime and size are part of the cache key so a re-encode is re-sniffed.
-    """
-    with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
-    position = head.find(b"hdlr")
-    while position != -1:
-        handler = head[position + 12:position + 16]
-        if handler == b"soun":
-            return "audio"
-        if handler == b"vide":
-            return "video"
-        position = head.find(b"hdlr", position + 4)
-    return "video"
-
-
-def content_type(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in (".mp4", ".m4s", ".cmfv", ".cmfa"):
-        stat = path.stat()
-        return f"{_sniff_mp4_kind(str(path), stat.st_mtime_ns, stat.st_size)}/mp4"
-    return MIME_TYPES.get(suffix, "application/octet-stream")
-
-
-class Forbidden(Exception):
-    pass
-
-
-def resolve_inside(root: Path, url_path: str) -> Path | None:
-    """The file under `root` that a (still percent-encoded) URL path names, or None.
-
-    Raises Forbidden for anything that would leave `root`: `..` segments (also when
-    percent-encoded), backslashes, NUL bytes, absolute paths, and symlinks whose target lies
-    outside.
-    """
-    decoded = unquote(url_path)
-    if "\x00" in decoded or "\\" in decoded:
-        raise Forbidden
-    segments = [s for s in decoded.split("/") if s not in ("", ".")]
-    if any(s == ".." for s in segments):
-        raise Forbidden
-    if not segments:
-        return None
-    root = root.resolve()
-    candidate = root.joinpath(*segments)
-    try:
-        resolved = candidate.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except (OSError, RuntimeError) as exc:  # symlink loops and the like
-        raise Forbidden from exc
-    if not resolved.is_relative_to(root):
-        raise Forbidden
-    return resolved if resolved.is_file() else None
 
 
 class PreviewRequestHandler(BaseHTTPRequestHandler):
