@@ -217,7 +217,9 @@ class Int8Wav2Lip(nn.Module):
         for names, skip in zip(self._decoder_blocks, reversed(face_features), strict=True):
             qx = self._run(names, qx)
             if skip.shape[0] != batch:
-                skip = skip.expand(batch, -1, -1, -1)
+                # quantized cat takes a slow path on stride-0 (expanded) inputs: copy first.
+                skip = skip.expand(batch, -1, -1, -1).contiguous(
+                    memory_format=torch.channels_last)
             scale = max(qx.q_scale(), skip.q_scale())
             qx = torch.ops.quantized.cat([qx, skip], 1, scale, 0)
         qx = self._run(["output_block.0"], qx)
