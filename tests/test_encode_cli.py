@@ -185,3 +185,9 @@ def test_bento4_backend_missing_is_a_clear_error(sources: Path, tmp_path: Path) 
     assert result.returncode == 3
     assert "Bento4 (mp4fragment and mp4dash) not found" in result.stderr
     assert "--packager shaka" in result.stderr
+
+
+def test_usage_error_is_a_message_not_a_traceback() -> None:
+    result = run_cli("encode", "x.mov", "--jobs", "abc")
+    assert result.returncode == 2
+    assert "Invalid value for '--jobs'" in result.stderr and "Traceback" not in result.stderr

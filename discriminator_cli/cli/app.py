@@ -65,12 +65,14 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+    except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        sys.exit(getattr(exc, "exit_code", 2))
+    except Exception as exc:
         if debug:
             raise
         err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
