@@ -62,8 +62,8 @@ def quantize(
     mels, face, info = calibration_inputs(calibration_audio, calibration_face,
                                           box=parse_box(calibration_box), cache_dir=cache_dir)
     if not json_output:
-        err_console.print(f"calibrating on {len(mels)} mel windows of {calibration_audio} "
-                          f"and {calibration_face} ...")
+        err_console.print(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) "
+                          f"and {calibration_face} ...", soft_wrap=True)
     try:
         report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
                                      threshold_db=threshold, force=force,
@@ -83,4 +83,4 @@ def quantize(
     err_console.print(
         f"{output}: int8, PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} "
         f"held-out frames ({status}); {report.output_bytes / 1e6:.1f} MB "
-        f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s")
+        f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s", soft_wrap=True)

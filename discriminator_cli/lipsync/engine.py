@@ -4,7 +4,7 @@ Contract (what the `lipsync` pipeline codes against):
 
     from discriminator_cli.lipsync.engine import load_engine, LipSyncEngine
 
-    engine = load_engine(checkpoint_path, precision="auto", device="cpu")
+    engine = load_engine(checkpoint_path, precision="auto", device="cpu", batch_size=32)
         precision: "auto" | "fp32" | "bf16" | "int8".
             "auto" -> "bf16" where the CPU has native bf16 (avx512_bf16 / AMX) or on CUDA,
             else "fp32". "int8" needs a file written by `discriminator quantize` (it stores
@@ -17,6 +17,9 @@ Contract (what the `lipsync` pipeline codes against):
     engine.precision          -> str, the resolved precision ("fp32" | "bf16" | "int8")
     engine.device             -> str, "cpu" or "cuda"
     engine.checkpoint_sha256  -> str, sha256 of the checkpoint file's bytes
+    engine.checkpoint_path    -> Path
+    engine.meta               -> dict: "layout" ("official" | "bare" | "int8"); for int8 files
+                                 also psnr_db, source_sha256, calibration provenance
 
     engine.predict(mels, faces) -> np.ndarray
         mels:  (B, 80, 16) float32, one mel window per output frame (audio.mel_windows()).
@@ -28,7 +31,14 @@ Contract (what the `lipsync` pipeline codes against):
     engine.predict_still(mels, face) -> np.ndarray
         mels: (B, 80, 16) float32; face: (96, 96, 3) uint8 BGR (one photo's crop).
         returns (B, 96, 96, 3) uint8 BGR, equal to predict(mels, repeat(face, B)) but runs the
-        face encoder once per distinct face (cached on the engine, keyed by the face bytes).
+        face encoder once per distinct face (cached on the engine, keyed by the face bytes;
+        the last 8 faces are kept, so a watch-mode server reuses a hot face for free).
+        predict() takes the same path when every face in a batch is the same bytes, so the
+        two are bit-identical.
+
+    Mel windows come from discriminator_cli.lipsync.mel_cache.get_or_compute_mel(audio,
+    cache_dir, fps=fps).load() and discriminator_cli.lipsync.audio.mel_windows(mel, fps,
+    start=, count=).
 """
 
 from __future__ import annotations
