@@ -8,7 +8,6 @@ from discriminator_cli.validate.hls_master import HlsMaster
 from discriminator_cli.validate.languages import normalize_language
 from discriminator_cli.validate.report import Report
 
-Rendition = tuple[str, str]  # (kind, description)
 VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "av01", "vp09"})
 
 
@@ -16,40 +15,38 @@ def _codec_family(codecs: str | None) -> str:
     return (codecs or "?").split(".", 1)[0].lower()
 
 
-def _dash_renditions(dash: DashManifest) -> set[Rendition]:
-    found: set[Rendition] = set()
-    for r in dash.renditions:
-        if r.kind == "video":
-            found.add(("video", f"{r.width}x{r.height} {_codec_family(r.codecs)}"))
-        elif r.kind == "audio":
-            found.add(("audio", f"{normalize_language(r.lang)} {_codec_family(r.codecs)}"))
-    return found
+def _dash_renditions(dash: DashManifest) -> tuple[set[str], int]:
+    """(video renditions as 'WxH codec', number of audio renditions)."""
+    video = {f"{r.width}x{r.height} {_codec_family(r.codecs)}" for r in dash.renditions
+             if r.kind == "video"}
+    return video, sum(1 for r in dash.renditions if r.kind == "audio")
 
 
-def _hls_renditions(hls: HlsMaster) -> set[Rendition]:
-    """Video from the variants (one rendition may appear once per audio group), audio from
-    EXT-X-MEDIA."""
-    found: set[Rendition] = set()
+def _hls_renditions(hls: HlsMaster) -> tuple[set[str], int]:
+    """The same from the variants (one video rendition may appear once per audio group)
+    and the AUDIO renditions. Audio is counted, not described: its language and codec are
+    compared by their own checks, which name the culprit more precisely."""
+    video = set()
     for v in hls.variants:
-        video = [c for c in v.codecs if _codec_family(c) in VIDEO_CODECS]
+        codecs = [c for c in v.codecs if _codec_family(c) in VIDEO_CODECS]
         size = f"{v.resolution[0]}x{v.resolution[1]}" if v.resolution else "?x?"
-        found.add(("video", f"{size} {_codec_family(video[0] if video else None)}"))
-    for r in hls.renditions:
-        if r.type == "AUDIO":
-            found.add(("audio", f"{normalize_language(r.language)} {_codec_family(r.codecs)}"))
-    return found
+        video.add(f"{size} {_codec_family(codecs[0] if codecs else None)}")
+    return video, sum(1 for r in hls.renditions if r.type == "AUDIO")
 
 
 def check_cross(dash: DashManifest, hls: HlsMaster, report: Report) -> None:
-    dash_set, hls_set = _dash_renditions(dash), _hls_renditions(hls)
-    if dash_set != hls_set:
-        only_dash = sorted(f"{kind} {what}" for kind, what in dash_set - hls_set)
-        only_hls = sorted(f"{kind} {what}" for kind, what in hls_set - dash_set)
+    (dash_video, dash_audio), (hls_video, hls_audio) = _dash_renditions(dash), \
+        _hls_renditions(hls)
+    if dash_video != hls_video or dash_audio != hls_audio:
+        only_dash = sorted(dash_video - hls_video)
+        only_hls = sorted(hls_video - dash_video)
+        audio = "" if dash_audio == hls_audio else \
+            f"; DASH has {dash_audio} audio rendition(s), HLS {hls_audio}"
         report.error("cross.renditions-differ", hls.path, "",
                      f"DASH ({dash.path.name}) and HLS ({hls.path.name}) describe different "
-                     f"renditions: only in DASH: {', '.join(only_dash) or 'none'}; only in "
-                     f"HLS: {', '.join(only_hls) or 'none'}; viewers get a different ladder "
-                     "per protocol")
+                     f"renditions: video only in DASH: {', '.join(only_dash) or 'none'}; "
+                     f"video only in HLS: {', '.join(only_hls) or 'none'}{audio}; viewers "
+                     "get a different ladder per protocol")
     dash_languages = {normalize_language(r.lang) for r in dash.renditions
                       if r.kind == "audio" and r.lang}
     hls_languages = {normalize_language(r.language) for r in hls.renditions

@@ -253,13 +253,18 @@ def _check_against_fragments(media: MediaInfo, offset: int, length: int, duratio
         _check_iframe(media, fragment, first, end, path, report, line)
         return
     starts_to_check.setdefault(media.path, []).append(offset)
-    boundaries = {f.offset for f in media.fragments} | {media.media_end, media.size}
-    if end not in boundaries:
+    if end > media.size:
+        return  # reported as hls.byterange-out-of-file
+    if end not in media.segment_ends():
         report.error("hls.segment-not-fragment-start", path, line.where,
                      f"the byte range ends at {end}, inside a fragment of {media.path.name}; "
                      "the next segment would start mid-fragment")
         return
-    covered = [f for f in media.fragments[first:] if f.offset < end]
+    covered = []
+    for following in media.fragments[first:]:
+        if following.offset >= end:
+            break
+        covered.append(following)
     actual = sum(f.duration for f in covered) / media.timescale
     tolerance = media.frame_seconds + checks.TIME_EPSILON
     if abs(actual - duration) > tolerance:

@@ -134,6 +134,8 @@ def _check_variant(variant: m3u8.Playlist, line: PlaylistLine, master: HlsMaster
         report.error("hls.frame-rate-mismatch", path, line.where,
                      f"FRAME-RATE={info.frame_rate} but the stream runs at "
                      f"{float(media.frame_rate or 0):.3f} fps")
+    if any(r.codecs is None for r in audio):
+        return result  # a broken audio rendition is reported already; sums would mislead
     actual = [c for c in [media.codecs, *(r.codecs for r in audio)] if c]
     _check_codecs(declared_codecs, actual, path, report, line)
     _check_rates(info, playlist, audio, path, report, line)

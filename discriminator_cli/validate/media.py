@@ -66,6 +66,8 @@ class MediaInfo:
     fragments: list[Fragment] = field(default_factory=list)
     issues: list[MediaIssue] = field(default_factory=list)
     media_end: int = 0  # end of the last moof/mdat pair
+    _index: dict[int, int] | None = field(default=None, repr=False)
+    _ends: set[int] | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -108,7 +110,17 @@ class MediaInfo:
         return 0.0
 
     def fragment_index(self) -> dict[int, int]:
-        return {frag.offset: i for i, frag in enumerate(self.fragments)}
+        """Fragment position by moof offset; built once (the walk is over by then)."""
+        if self._index is None or len(self._index) != len(self.fragments):
+            self._index = {frag.offset: i for i, frag in enumerate(self.fragments)}
+        return self._index
+
+    def segment_ends(self) -> set[int]:
+        """Offsets where a segment may end: a moof, the end of the media, the end of file
+        (Bento4's last byte range also covers its trailing mfra box)."""
+        if self._ends is None:
+            self._ends = {*self.fragment_index(), self.media_end, self.size}
+        return self._ends
 
 
 def codecs_string(sample: SampleEntry) -> str | None:

@@ -1,0 +1,261 @@
+"""Broken packages for the validator's tests: one mutation each, applied to a copy of a good one.
+
+Files are found through the manifests (Shaka and Bento4 name them differently), and the MP4
+edits use a tiny box walker of their own so the tests do not trust the code they test.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from discriminator_cli.packaging import PackageInput, package
+from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import ffmpeg_path
+
+MASTER, MPD = "master.m3u8", "stream.mpd"
+
+
+# --- finding files through the manifests -------------------------------------------------
+
+def variant_playlists(pkg: Path) -> list[Path]:
+    lines = (pkg / MASTER).read_text().splitlines()
+    return [pkg / lines[i + 1].strip() for i, line in enumerate(lines)
+            if line.startswith("#EXT-X-STREAM-INF")]
+
+
+def audio_playlist(pkg: Path) -> Path:
+    text = (pkg / MASTER).read_text()
+    match = re.search(r'#EXT-X-MEDIA:[^\n]*TYPE=AUDIO[^\n]*', text)
+    assert match, "the good package has an audio rendition"
+    uri = re.search(r'URI="([^"]+)"', match.group(0))
+    assert uri
+    return pkg / uri.group(1)
+
+
+def video_media_files(pkg: Path) -> list[Path]:
+    """The video files in MPD order (highest rung first in both backends' output)."""
+    text = (pkg / MPD).read_text()
+    return [pkg / name for name in re.findall(r"<BaseURL>([^<]*video[^<]*)</BaseURL>", text)]
+
+
+def edit(path: Path, pattern: str, replacement: str | Callable[[re.Match[str]], str],
+         count: int = 1) -> None:
+    text = path.read_text()
+    new, done = re.subn(pattern, replacement, text, count=count, flags=re.M)
+    assert done, f"{pattern!r} not found in {path.name}"
+    path.write_text(new)
+
+
+# --- a minimal, independent MP4 walker for byte edits ------------------------------------
+
+def top_level_boxes(path: Path) -> list[tuple[str, int, int]]:
+    """(type, offset, size) of every top-level box."""
+    boxes, data = [], path.read_bytes()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        boxes.append((kind.decode("latin-1"), pos, size))
+        pos += size
+    return boxes
+
+
+def _child(data: bytes, start: int, end: int, kind: bytes) -> int:
+    pos = start
+    while pos < end:
+        size, found = struct.unpack_from(">I4s", data, pos)
+        if found == kind:
+            return pos
+        pos += size
+    raise AssertionError(f"no {kind!r} box")
+
+
+def first_sample_of_fragment(path: Path, number: int) -> tuple[int, int | None]:
+    """(file offset of the first sample's data, offset of the 32-bit field that holds the
+    first sample's flags in the trun) for the `number`-th moof (0-based)."""
+    data = path.read_bytes()
+    moof = [off for kind, off, _ in top_level_boxes(path) if kind == "moof"][number]
+    moof_size = struct.unpack_from(">I", data, moof)[0]
+    traf = _child(data, moof + 8, moof + moof_size, b"traf")
+    traf_size = struct.unpack_from(">I", data, traf)[0]
+    trun = _child(data, traf + 8, traf + traf_size, b"trun")
+    flags = struct.unpack_from(">I", data, trun + 8)[0] & 0xFFFFFF
+    pos = trun + 16  # after size, type, version/flags, sample_count
+    data_offset = 0
+    if flags & 0x1:
+        data_offset = struct.unpack_from(">i", data, pos)[0]
+        pos += 4
+    if flags & 0x4:
+        return moof + data_offset, pos  # first_sample_flags
+    if flags & 0x400:  # per-sample flags: skip duration and size fields that come first
+        return moof + data_offset, pos + 4 * bool(flags & 0x100) + 4 * bool(flags & 0x200)
+    return moof + data_offset, None
+
+
+def patch(path: Path, offset: int, raw: bytes) -> None:
+    with open(path, "r+b") as handle:
+        handle.seek(offset)
+        handle.write(raw)
+
+
+# --- the mutations -----------------------------------------------------------------------
+
+def delete_media_file(pkg: Path) -> None:
+    video_media_files(pkg)[-1].unlink()
+
+
+def truncate_media_file(pkg: Path) -> None:
+    target = video_media_files(pkg)[0]
+    with open(target, "r+b") as handle:
+        handle.truncate(int(target.stat().st_size * 0.6))
+
+
+def wrong_codecs_hls(pkg: Path) -> None:
+    edit(pkg / MASTER, r'CODECS="avc1\.[0-9A-Fa-f]{6}', 'CODECS="avc1.42e01e')
+
+
+def wrong_codecs_dash(pkg: Path) -> None:
+    edit(pkg / MPD, r'codecs="avc1\.[0-9A-Fa-f]{6}"', 'codecs="avc1.4d401f"')
+
+
+def bandwidth_below_peak_hls(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-STREAM-INF:(?:[^\n]*,)?)BANDWIDTH=(\d+)",
+         lambda m: f"{m.group(1)}BANDWIDTH={int(m.group(2)) // 2}")
+
+
+def bandwidth_below_peak_dash(pkg: Path) -> None:
+    edit(pkg / MPD, r'bandwidth="(\d+)"', lambda m: f'bandwidth="{int(m.group(1)) // 4}"')
+
+
+def non_sync_segment_start(pkg: Path) -> None:
+    """Flag the first sample of the second fragment as a non-sync sample."""
+    target = video_media_files(pkg)[0]
+    _, flags_at = first_sample_of_fragment(target, 1)
+    assert flags_at is not None, "the packager wrote no sample flags to flip"
+    patch(target, flags_at, struct.pack(">I", 0x01010000))
+
+
+def non_idr_segment_start(pkg: Path) -> None:
+    """Turn the second fragment's leading IDR slice into a non-IDR slice (NAL type 5 -> 1)."""
+    target = video_media_files(pkg)[0]
+    sample, _ = first_sample_of_fragment(target, 1)
+    data = target.read_bytes()
+    pos = sample
+    for _ in range(16):
+        length = struct.unpack_from(">I", data, pos)[0]
+        if data[pos + 4] & 0x1F == 5:
+            patch(target, pos + 4, bytes([(data[pos + 4] & 0xE0) | 1]))
+            return
+        pos += 4 + length
+    raise AssertionError("no IDR slice in the fragment's first sample")
+
+
+def byterange_past_end(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    lines = playlist.read_text().splitlines()
+    last = max(i for i, line in enumerate(lines) if line.startswith("#EXT-X-BYTERANGE:"))
+    length, at, offset = lines[last].split(":", 1)[1].partition("@")
+    lines[last] = f"#EXT-X-BYTERANGE:{int(length) + 50_000}{at}{offset}"
+    playlist.write_text("\n".join(lines) + "\n")
+
+
+def non_contiguous_byteranges(pkg: Path) -> None:
+    """Start the second segment 100 bytes late (it still ends where it did)."""
+    playlist = variant_playlists(pkg)[0]
+    lines = playlist.read_text().splitlines()
+    ranges = [i for i, line in enumerate(lines) if line.startswith("#EXT-X-BYTERANGE:")]
+    first_length, _, first_offset = lines[ranges[0]].split(":", 1)[1].partition("@")
+    second_length = int(lines[ranges[1]].split(":", 1)[1].partition("@")[0])
+    start = int(first_offset) + int(first_length) + 100
+    lines[ranges[1]] = f"#EXT-X-BYTERANGE:{second_length - 100}@{start}"
+    playlist.write_text("\n".join(lines) + "\n")
+
+
+def extinf_above_target(pkg: Path) -> None:
+    edit(variant_playlists(pkg)[0], r"^#EXT-X-TARGETDURATION:\d+", "#EXT-X-TARGETDURATION:1")
+
+
+def version_too_low(pkg: Path) -> None:
+    edit(variant_playlists(pkg)[0], r"^#EXT-X-VERSION:\d+", "#EXT-X-VERSION:3")
+
+
+def missing_language(pkg: Path) -> None:
+    edit(pkg / MASTER, r'LANGUAGE="[^"]*",?', "")
+
+
+def renditions_disagree(pkg: Path) -> None:
+    """Drop the last video variant from HLS only."""
+    edit(pkg / MASTER, r"^#EXT-X-STREAM-INF:[^\n]*\n[^\n]*\n(?![\s\S]*#EXT-X-STREAM-INF)", "")
+
+
+def malformed_xml(pkg: Path) -> None:
+    text = (pkg / MPD).read_text()
+    (pkg / MPD).write_text(text[: len(text) // 2])
+
+
+def empty_playlist(pkg: Path) -> None:
+    audio_playlist(pkg).write_text("")
+
+
+MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "missing media file": (delete_media_file, "file.missing"),
+    "truncated media file": (truncate_media_file, "mp4.truncated"),
+    "wrong codecs (HLS)": (wrong_codecs_hls, "hls.codecs-mismatch"),
+    "wrong codecs (DASH)": (wrong_codecs_dash, "dash.codecs-mismatch"),
+    "BANDWIDTH below peak (HLS)": (bandwidth_below_peak_hls, "hls.bandwidth-below-peak"),
+    "bandwidth below peak (DASH)": (bandwidth_below_peak_dash, "dash.bandwidth-below-peak"),
+    "segment starts with a non-sync sample": (non_sync_segment_start, "media.segment-not-sync"),
+    "segment starts without an IDR": (non_idr_segment_start, "media.segment-not-idr"),
+    "byte range past end of file": (byterange_past_end, "hls.byterange-out-of-file"),
+    "non-contiguous byte ranges": (non_contiguous_byteranges, "hls.byterange-not-contiguous"),
+    "EXTINF above TARGETDURATION": (extinf_above_target, "hls.extinf-over-target"),
+    "EXT-X-VERSION too low": (version_too_low, "hls.version-too-low"),
+    "missing LANGUAGE": (missing_language, "hls.media-missing-language"),
+    "DASH and HLS disagree on renditions": (renditions_disagree, "cross.renditions-differ"),
+    "malformed XML": (malformed_xml, "dash.xml-malformed"),
+    "empty playlist": (empty_playlist, "hls.playlist-empty"),
+}
+
+
+# --- keyframes not aligned: one rung re-encoded with another GOP and grafted in -----------
+
+def misalign_lowest_rung(pkg: Path, backend: str, work: Path) -> None:
+    """Replace the lowest rung by the same picture re-encoded with a 36-frame GOP (the others
+    keep 48), packaged alone by the same backend, with the manifests' byte ranges updated.
+
+    Grafting is needed because Bento4's mp4dash refuses to package misaligned video tracks
+    together ("ERROR: video tracks are not aligned").
+    """
+    runner = CommandRunner()
+    target = video_media_files(pkg)[-1]
+    first_extinf = re.search(r"#EXTINF:([\d.]+)", variant_playlists(pkg)[0].read_text())
+    assert first_extinf
+    work.mkdir(parents=True)
+    reencoded = work / "rung.mp4"
+    runner.run([ffmpeg_path(), "-v", "error", "-i", str(target), "-c:v", "libx264",
+                "-preset", "veryfast", "-profile:v", "high", "-level", "4.2", "-b:v", "280k",
+                "-maxrate", "280k", "-bufsize", "560k",
+                "-x264-params", "keyint=36:min-keyint=36:scenecut=0:nal-hrd=cbr", "-an",
+                str(reencoded)], what="ffmpeg (test mutation)")
+    donor = work / "donor"
+    donor.mkdir()
+    package(backend, [PackageInput("video", "video_donor", reencoded)], donor, work,
+            float(first_extinf.group(1)), runner)
+    donor_media = video_media_files(donor)[0]
+    target.write_bytes(donor_media.read_bytes())
+    ranges = re.search(r'indexRange="(\d+-\d+)"[^>]*>\s*<Initialization range="(\d+-\d+)"',
+                       (donor / MPD).read_text())
+    assert ranges
+    edit(pkg / MPD, rf'(<BaseURL>{re.escape(target.name)}</BaseURL>\s*<SegmentBase '
+                    r'indexRange=")\d+-\d+("[^>]*>\s*<Initialization range=")\d+-\d+',
+         lambda m: f"{m.group(1)}{ranges.group(1)}{m.group(2)}{ranges.group(2)}")
+    donor_playlists = {("I-FRAMES-ONLY" in p.read_text()): p for p in donor.glob("*.m3u8")
+                       if p.name != MASTER}
+    for playlist in pkg.glob("*.m3u8"):
+        text = playlist.read_text()
+        if playlist.name == MASTER or target.name not in text:
+            continue
+        donor_text = donor_playlists["I-FRAMES-ONLY" in text].read_text()
+        playlist.write_text(donor_text.replace(donor_media.name, target.name))
