@@ -37,4 +37,6 @@ def validate(
         out_console.print(report.table())
     else:
         out_console.print(f"[green]valid[/green]: {report.summary_line()}")
-    raise typer.Exit(report.exit_code(strict=strict))
+    code = report.exit_code(strict=strict)
+    if code:
+        raise typer.Exit(code)
