@@ -219,6 +219,75 @@ MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
 }
 
 
+# More checks, one mutation each (beyond the issue's list).
+
+def duplicate_representation_id(pkg: Path) -> None:
+    ids = re.findall(r'<Representation id="([^"]+)"', (pkg / MPD).read_text())
+    edit(pkg / MPD, rf'<Representation id="{re.escape(ids[1])}"',
+         f'<Representation id="{ids[0]}"')
+
+
+def missing_frame_rate(pkg: Path) -> None:
+    edit(pkg / MPD, r'\s+frameRate="[^"]*"', "", count=0)
+
+
+def index_range_not_at_sidx(pkg: Path) -> None:
+    edit(pkg / MPD, r'indexRange="(\d+)-', lambda m: f'indexRange="{int(m.group(1)) + 8}-')
+
+
+def init_range_too_short(pkg: Path) -> None:
+    edit(pkg / MPD, r'<Initialization range="0-\d+"', '<Initialization range="0-99"')
+
+
+def wrong_presentation_duration(pkg: Path) -> None:
+    edit(pkg / MPD, r'mediaPresentationDuration="[^"]+"', 'mediaPresentationDuration="PT30S"')
+
+
+def wrong_dash_language(pkg: Path) -> None:
+    edit(pkg / MPD, r'lang="[^"]+"', 'lang="fr"')
+
+
+def wrong_dash_width(pkg: Path) -> None:
+    edit(pkg / MPD, r'(<Representation [^>]*\s)width="\d+"', r'\1width="1000"')
+
+
+def no_endlist(pkg: Path) -> None:
+    edit(variant_playlists(pkg)[0], r"^#EXT-X-ENDLIST\n?", "")
+
+
+def no_map(pkg: Path) -> None:
+    edit(variant_playlists(pkg)[0], r"^#EXT-X-MAP:[^\n]*\n", "")
+
+
+def wrong_frame_rate(pkg: Path) -> None:
+    edit(pkg / MASTER, r"FRAME-RATE=[\d.]+", "FRAME-RATE=30.000")
+
+
+def wrong_resolution(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-STREAM-INF:[^\n]*)RESOLUTION=\d+x\d+", r"\1RESOLUTION=1000x562")
+
+
+def average_bandwidth_off(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-STREAM-INF:[^\n]*)AVERAGE-BANDWIDTH=(\d+)",
+         lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
+
+
+MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "duplicate Representation id": (duplicate_representation_id, "dash.duplicate-id"),
+    "no frameRate": (missing_frame_rate, "dash.missing-attribute"),
+    "indexRange not at the sidx": (index_range_not_at_sidx, "dash.sidx-invalid"),
+    "Initialization range too short": (init_range_too_short, "dash.init-range"),
+    "wrong mediaPresentationDuration": (wrong_presentation_duration, "dash.duration-mismatch"),
+    "wrong DASH lang": (wrong_dash_language, "dash.language-mismatch"),
+    "wrong DASH width": (wrong_dash_width, "dash.resolution-mismatch"),
+    "no EXT-X-ENDLIST": (no_endlist, "hls.missing-tag"),
+    "no EXT-X-MAP": (no_map, "hls.missing-map"),
+    "wrong FRAME-RATE": (wrong_frame_rate, "hls.frame-rate-mismatch"),
+    "wrong RESOLUTION": (wrong_resolution, "hls.resolution-mismatch"),
+    "AVERAGE-BANDWIDTH off": (average_bandwidth_off, "hls.average-bandwidth-mismatch"),
+}
+
+
 # --- keyframes not aligned: one rung re-encoded with another GOP and grafted in -----------
 
 def misalign_lowest_rung(pkg: Path, backend: str, work: Path) -> None:

@@ -260,6 +260,11 @@ def _check_against_fragments(media: MediaInfo, offset: int, length: int, duratio
                      f"the byte range ends at {end}, inside a fragment of {media.path.name}; "
                      "the next segment would start mid-fragment")
         return
+    if end > media.media_end and media.fragments and offset == media.fragments[-1].offset:
+        report.info("hls.range-covers-index", path, line.where,
+                    f"the last byte range also covers the {end - media.media_end} bytes after "
+                    f"the media in {media.path.name} (Bento4 writes its mfra index there); "
+                    "players download them with the segment and skip them")
     covered = []
     for following in media.fragments[first:]:
         if following.offset >= end:

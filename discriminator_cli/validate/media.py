@@ -68,6 +68,7 @@ class MediaInfo:
     media_end: int = 0  # end of the last moof/mdat pair
     _index: dict[int, int] | None = field(default=None, repr=False)
     _ends: set[int] | None = field(default=None, repr=False)
+    _frame: tuple[int, int | None] | None = field(default=None, repr=False)
 
     @property
     def usable(self) -> bool:
@@ -91,8 +92,12 @@ class MediaInfo:
 
     @property
     def frame_duration(self) -> int | None:
-        counts = Counter(f.frame_duration for f in self.fragments if f.frame_duration)
-        return counts.most_common(1)[0][0] if counts else None
+        """The most common sample duration over the fragments (computed once: hot path)."""
+        if self._frame is None or self._frame[0] != len(self.fragments):
+            counts = Counter(f.frame_duration for f in self.fragments if f.frame_duration)
+            self._frame = (len(self.fragments),
+                           counts.most_common(1)[0][0] if counts else None)
+        return self._frame[1]
 
     @property
     def frame_rate(self) -> Fraction | None:
@@ -334,11 +339,12 @@ def peak_bitrate(segments: list[Segment], nominal_duration: float) -> float:
         return 0.0
     low, high = 0.5 * nominal_duration, 1.5 * nominal_duration
     peak = 0.0
-    for i in range(len(segments)):
+    count = len(segments)
+    for i in range(count):
         size, seconds = 0, 0.0
-        for segment in segments[i:]:
-            size += segment.size
-            seconds += segment.duration
+        for j in range(i, count):  # windows span a few segments: this stays linear
+            size += segments[j].size
+            seconds += segments[j].duration
             if seconds > high:
                 break
             if seconds >= low:
