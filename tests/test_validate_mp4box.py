@@ -10,6 +10,7 @@ import pytest
 from discriminator_cli.validate import mp4box
 from discriminator_cli.validate.media import analyze_media, codecs_match, codecs_string
 from discriminator_cli.validate.mp4box import FileReader, Mp4Error
+from discriminator_cli.validate.sample_entry import parse_stsd
 from tests.helpers import keyframe_indices
 from tests.validate_corpus import top_level_boxes, video_media_files
 
@@ -173,7 +174,7 @@ def audio_entry(asc: bytes) -> bytes:
                                              (bytes([0xF8, 0x20, 0x00]), "mp4a.40.33")])
 def test_esds_audio_object_type(asc: bytes, codecs: str) -> None:
     data = audio_entry(asc)
-    sample = mp4box.parse_stsd(data, parsed(data))
+    sample = parse_stsd(data, parsed(data))
     assert (sample.fourcc, sample.channels, sample.sample_rate) == ("mp4a", 2, 48000)
     assert codecs_string(sample) == codecs
 
@@ -183,7 +184,7 @@ def test_avcc_profile_level_and_nal_length() -> None:
         bytes(50)
     avcc = box("avcC", bytes([1, 0x64, 0x00, 0x1E, 0xFF, 0xE1]))
     data = full("stsd", 0, 0, struct.pack(">I", 1) + box("avc1", visual + avcc))
-    sample = mp4box.parse_stsd(data, parsed(data))
+    sample = parse_stsd(data, parsed(data))
     assert (sample.width, sample.height, sample.nal_length_size) == (640, 360, 4)
     assert codecs_string(sample) == "avc1.64001e"
 

@@ -184,11 +184,9 @@ def _check_rates(info: m3u8.StreamInfo, playlist: HlsPlaylist, audio: list[HlsRe
         elif checks.peak_too_low(info.bandwidth, full_peak):
             report.warning("hls.bandwidth-final-window", path, line.where,
                            f"BANDWIDTH={info.bandwidth} is below {checks.kbps(full_peak)}, the "
-                           "peak RFC 8216 measures over every segment window including the "
-                           "final segment; Shaka Packager and Bento4 both leave the final "
-                           "segment out (it is often short and dense, and Bento4's last byte "
-                           "range also carries its trailing mfra index), so the overshoot "
-                           "lasts one segment")
+                           "RFC 8216 peak once the final segment counts; Shaka Packager and "
+                           "Bento4 both leave it out (a short last segment is denser; "
+                           "Bento4's also carries the mfra index)")
     if info.average_bandwidth and checks.average_off(info.average_bandwidth, average):
         report.error("hls.average-bandwidth-mismatch", path, line.where,
                      f"AVERAGE-BANDWIDTH={info.average_bandwidth} is more than "

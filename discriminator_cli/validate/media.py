@@ -16,7 +16,8 @@ from fractions import Fraction
 from pathlib import Path
 
 from discriminator_cli.validate import mp4box
-from discriminator_cli.validate.mp4box import FileReader, Mp4Error, SampleEntry, Sidx
+from discriminator_cli.validate.mp4box import FileReader, Mp4Error, Sidx
+from discriminator_cli.validate.sample_entry import SampleEntry, parse_stsd
 
 AVC_NAL_SLICE, AVC_NAL_IDR = 1, 5
 MAX_NALS_BEFORE_SLICE = 16  # SEI, AUD, SPS, PPS... precede the first slice of an access unit
@@ -228,7 +229,7 @@ def _read_moov(data: bytes, moov: mp4box.Box, info: MediaInfo) -> mp4box.TrexDef
     info.track_id = mp4box.parse_tkhd_track_id(data, tkhd, base=base)
     info.timescale, _, info.language = mp4box.parse_mdhd(data, mdhd, base=base)
     info.handler = mp4box.parse_hdlr(data, hdlr, base=base)
-    info.sample = mp4box.parse_stsd(data, stsd, base=base)
+    info.sample = parse_stsd(data, stsd, base=base)
     mvex = mp4box.find_child(data, moov, "mvex", base=base)
     if mvex is None:
         info.issues.append(MediaIssue("error", "mp4.not-fragmented", moov.offset,
