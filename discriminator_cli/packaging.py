@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.hls_bandwidth import declare_measured_peaks
 from discriminator_cli.languages import display_name, two_letter
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import find_bento4, packager_path, require_bento4
@@ -123,3 +124,5 @@ def package(backend: str, inputs: list[PackageInput], out_dir: Path, work_dir: P
         package_bento4(inputs, out_dir, work_dir, segment_seconds, runner)
     else:
         package_shaka(inputs, out_dir, segment_seconds, runner)
+    if not runner.dry_run:
+        declare_measured_peaks(out_dir / HLS_MASTER_NAME)

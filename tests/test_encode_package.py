@@ -135,3 +135,25 @@ def test_average_bitrate_close_to_target(any_package: Path) -> None:
         target = targets[(stream["width"], stream["height"])]
         assert abs(measured.average_bitrate / target - 1) < 0.03, (path, measured)
         assert measured.duration == 8.0
+
+
+def test_bandwidth_is_the_rfc_peak_including_the_final_segment(any_package: Path) -> None:
+    """Packagers leave the short last segment out of BANDWIDTH; encode declares the real peak
+    (every run of segments lasting 0.5-1.5 target durations, RFC 8216)."""
+    from discriminator_cli.hls_bandwidth import playlist_peak
+
+    lines = (any_package / "master.m3u8").read_text().splitlines()
+    audio_uri = next(attributes(x)["URI"] for x in lines if x.startswith("#EXT-X-MEDIA:"))
+    audio = playlist_peak(any_package / audio_uri)
+    for index, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            video_playlist = any_package / lines[index + 1]
+            declared = int(attributes(line)["BANDWIDTH"])
+            assert declared >= playlist_peak(video_playlist) + audio
+            # The last segment (with its neighbour) is part of that peak.
+            ranges = byte_ranges(video_playlist)
+            durations = [float(x.split(":")[1].rstrip(",")) for x in
+                         video_playlist.read_text().splitlines() if x.startswith("#EXTINF:")]
+            assert durations[-1] < 1.0  # 8 s = 4 x 1.92 s + a short final segment
+            tail = (ranges[-1][2] + ranges[-2][2]) * 8 / (durations[-1] + durations[-2])
+            assert declared >= tail
