@@ -10,7 +10,7 @@ import pytest
 from lxml import etree
 
 from discriminator_cli.encode import EncodeOptions, encode_source
-from discriminator_cli.errors import CancelledError, OutputExistsError
+from discriminator_cli.errors import CancelledError, OutputExistsError, ValidationFailedError
 from discriminator_cli.presets import load_preset
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.samples import generate_sample
@@ -229,3 +229,27 @@ def test_quality_adds_psnr_and_ssim_per_rung(tiny_source: Path, tmp_path: Path) 
 
 def test_cancelled_error_is_distinct() -> None:
     assert CancelledError.exit_code == 130
+
+
+def test_package_failing_validation_is_not_published(tiny_source: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """encode validates the staged package; a broken one never reaches media/."""
+    import discriminator_cli.encode as encode_module
+
+    real_package = encode_module.package
+
+    def package_then_truncate(backend, inputs, out_dir, *args, **kwargs):  # type: ignore[no-untyped-def]
+        real_package(backend, inputs, out_dir, *args, **kwargs)
+        media = out_dir / "video_180p.mp4"
+        media.write_bytes(media.read_bytes()[: media.stat().st_size // 2])
+
+    monkeypatch.setattr(encode_module, "package", package_then_truncate)
+    out = tmp_path / "media" / "tiny"
+    options = EncodeOptions(preset=TINY, out_dir=out, cache_dir=tmp_path / "cache")
+    with pytest.raises(ValidationFailedError) as info:
+        encode_source(tiny_source, options)
+    assert "failed validation" in info.value.one_line()
+    assert not out.exists() and list((tmp_path / "media").iterdir()) == []
+    monkeypatch.setattr(encode_module, "package", real_package)
+    result = encode_source(tiny_source, options)  # the cached rungs make a valid package
+    assert result.validation is not None and result.validation["errors"] == 0
