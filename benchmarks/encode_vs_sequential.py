@@ -4,7 +4,8 @@ against `discriminator encode` (one decode per pass, `split` into every rung), i
 Prints wall time and the ratio, per-rung PSNR and bitrate for both, and the peak memory of
 each run at two source lengths (it must not grow with the length: everything streams).
 
-    python benchmarks/encode_vs_sequential.py [--seconds 10] [--repeats 2] [--preset documentary]
+    python benchmarks/encode_vs_sequential.py [--seconds 10] [--repeats 2]
+        [--preset documentary] [--source-codec prores|h264]
 """
 
 from __future__ import annotations
@@ -88,17 +89,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--preset", default="documentary")
     parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--source-codec", default="prores", choices=("prores", "h264"),
+                        help="editors deliver ProRes .mov; h264 is cheaper to decode")
     args = parser.parse_args()
     width, height = (int(x) for x in args.size.split("x"))
     work = Path(tempfile.mkdtemp(prefix="bench-encode-"))
     source = generate_sample(work / "source.mov", seconds=args.seconds, width=width,
-                             height=height)
+                             height=height, codec=args.source_codec)
     longer = generate_sample(work / "source2x.mov", seconds=args.seconds * 2, width=width,
-                             height=height)
+                             height=height, codec=args.source_codec)
     info = probe_source(source)
     preset = load_preset(args.preset)
     plan = plan_ladder(info, preset)
-    print(f"source: {args.size} {info.fps:g} fps {args.seconds:g} s; preset {args.preset}; "
+    print(f"source: {args.source_codec} {info.pix_fmt} {args.size} {info.fps:g} fps "
+          f"{args.seconds:g} s; preset {args.preset}; "
           f"rungs {', '.join(f'{r.name}@{r.bitrate / 1e6:g}M' for r in plan.rungs)}")
     walls: dict[str, list[float]] = {"sequential": [], "discriminator": []}
     peaks: dict[str, float] = {}

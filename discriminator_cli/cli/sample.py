@@ -11,7 +11,7 @@ from discriminator_cli.cli.options import DryRunOption, JsonOption
 from discriminator_cli.cli.output import info, print_json
 from discriminator_cli.errors import BadInputError, OutputExistsError
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import generate_sample
+from discriminator_cli.samples import SAMPLE_CODECS, generate_sample
 
 
 def register(app: typer.Typer) -> None:
@@ -25,6 +25,8 @@ def sample(
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "1920x1080",
     fps: Annotated[int, typer.Option(min=1, help="Frame rate.")] = 25,
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Add a stereo tone.")] = True,
+    codec: Annotated[str, typer.Option(help="h264 (near-lossless) or prores (422 10-bit).")]
+    = "h264",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     json_output: JsonOption = False,
     dry_run: DryRunOption = False,
@@ -35,11 +37,14 @@ def sample(
             and int(height) % 2 == 0):
         raise BadInputError(f"--size {size!r} is not WIDTHxHEIGHT with even numbers",
                             hint="e.g. --size 1920x1080")
+    if codec not in SAMPLE_CODECS:
+        raise BadInputError(f"--codec {codec!r} is not one of {', '.join(SAMPLE_CODECS)}",
+                            hint="use --codec h264 or --codec prores")
     if out.exists() and not force:
         raise OutputExistsError("file already exists", path=out, hint="pass --force")
     runner = CommandRunner(dry_run=dry_run, echo=print)
     generate_sample(out, runner=runner, seconds=seconds, width=int(width), height=int(height),
-                    fps=fps, audio=audio)
+                    fps=fps, audio=audio, codec=codec)
     if dry_run:
         return
     if json_output:
