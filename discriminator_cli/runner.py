@@ -7,13 +7,15 @@ stream is turned into progress callbacks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from discriminator_cli.errors import ToolFailedError
 
@@ -73,6 +75,54 @@ class CommandRunner:
         return self._run_with_progress(args, what=what, cwd=cwd, path=path, hint=hint,
                                        env=env, on_progress=on_progress)
 
+    @contextlib.contextmanager
+    def open(self, argv: Sequence[str | os.PathLike[str]], *, what: str,
+             stdin: bool = False, stdout: bool = False, path: Path | str | None = None,
+             hint: str | None = None) -> Iterator[StreamingProcess]:
+        """Run argv with binary stdin and/or stdout pipes for the duration of the block.
+
+        On a clean exit of the block stdin is closed, the process awaited, and a non-zero exit
+        raises ToolFailedError with its stderr; on an exception the process is killed.
+        Under --dry-run the argv is printed and nothing runs (callers check `dry_run` first).
+        """
+        args = [os.fspath(a) for a in argv]
+        if self.dry_run:
+            if self.echo:
+                self.echo(shlex.join(args))
+            raise RuntimeError("CommandRunner.open() cannot run under --dry-run")
+        with self._lock:
+            self.history.append(args)
+        try:
+            proc = subprocess.Popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        except FileNotFoundError as exc:
+            raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
+                                  hint="run `discriminator doctor`", path=path) from exc
+        chunks: list[bytes] = []
+        assert proc.stderr is not None
+        drain = threading.Thread(target=lambda: chunks.extend(proc.stderr), daemon=True)
+        drain.start()
+        stream = StreamingProcess(proc, chunks)
+        try:
+            yield stream
+            if proc.stdin:
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
+            if proc.stdout:
+                proc.stdout.close()
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            drain.join(timeout=5)
+        stderr = b"".join(chunks).decode(errors="replace")[-_STDERR_KEEP_CHARS:]
+        if proc.returncode != 0 and not stream.stopped:
+            raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
+                                  returncode=proc.returncode, stderr=stderr, hint=hint, path=path)
+
     def _run_simple(self, args: list[str], *, what: str, cwd: Path | None,
                     path: Path | str | None, hint: str | None,
                     env: dict[str, str] | None, check: bool = True) -> RunResult:
@@ -122,6 +172,43 @@ class CommandRunner:
             raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
                                   returncode=proc.returncode, stderr=stderr, hint=hint, path=path)
         return RunResult(args, proc.returncode, "", stderr)
+
+
+@dataclass
+class StreamingProcess:
+    """A running tool with binary pipes (raw frames in or out); see CommandRunner.open."""
+
+    process: subprocess.Popen[bytes]
+    stderr_chunks: list[bytes]
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """End the tool on purpose (a reader that needs no more frames); its exit status is
+        then not an error."""
+        self.stopped = True
+        self.process.terminate()
+
+    @property
+    def stdin(self) -> IO[bytes]:
+        assert self.process.stdin is not None
+        return self.process.stdin
+
+    @property
+    def stdout(self) -> IO[bytes]:
+        assert self.process.stdout is not None
+        return self.process.stdout
+
+    def read_exactly(self, size: int) -> bytes | None:
+        """The next `size` bytes of stdout, or None at a clean end of stream."""
+        data = self.stdout.read(size)
+        if not data:
+            return None
+        while len(data) < size:
+            more = self.stdout.read(size - len(data))
+            if not more:
+                return None  # a partial last frame: the stream was cut short
+            data += more
+        return data
 
 
 def format_argv(argv: Sequence[str | os.PathLike[str]]) -> str:

@@ -8,7 +8,17 @@ import sys
 import typer
 
 from discriminator_cli import __version__
-from discriminator_cli.cli import doctor, encode, mel, presets, preview, quantize, sample, validate
+from discriminator_cli.cli import (
+    doctor,
+    encode,
+    lipsync,
+    mel,
+    presets,
+    preview,
+    quantize,
+    sample,
+    validate,
+)
 from discriminator_cli.cli.output import err_console
 from discriminator_cli.errors import DiscriminatorError
 
@@ -20,7 +30,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets, sample, encode, preview, mel, quantize, validate):
+for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize):
     module.register(app)
 
 

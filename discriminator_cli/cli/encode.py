@@ -21,7 +21,6 @@ from discriminator_cli.encode import (
 )
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.presets import load_preset
-from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.runner import CommandRunner
 
 
@@ -89,11 +88,10 @@ def encode(
     show_bars = not (quiet or json_output or dry_run)
     results: list[EncodeResult] = []
     failures: list[tuple[Path, DiscriminatorError]] = []
-    with RichProgress() if show_bars else _NoBars() as bars:
+    with RichProgress(enabled=show_bars) as bars:
         def run_one(path: Path) -> EncodeResult:
-            sink: ProgressSink = bars.child(f"{path.stem}: ") if isinstance(bars, RichProgress) \
-                else NullProgress()
-            return encode_source(path, options_for(path), runner=runner, progress=sink)
+            return encode_source(path, options_for(path), runner=runner,
+                                 progress=bars.child(f"{path.stem}: "))
 
         if len(paths) == 1:
             results.append(run_one(paths[0]))
@@ -118,14 +116,6 @@ def encode(
             err_console.print(f"{len(failures)} of {len(paths)} sources failed; the others "
                               "were published")
         raise typer.Exit(max(e.exit_code for _, e in failures))
-
-
-class _NoBars:
-    def __enter__(self) -> _NoBars:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _print_result(result: EncodeResult, *, quiet: bool) -> None:

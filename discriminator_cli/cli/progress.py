@@ -18,14 +18,14 @@ from discriminator_cli.cli.output import err_console
 
 
 class RichProgress:
-    def __init__(self, *, prefix: str = "") -> None:
+    def __init__(self, *, prefix: str = "", enabled: bool = True) -> None:
         self.prefix = prefix
         self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                   TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
                                   TextColumn("ETA"), TimeRemainingColumn(),
                                   console=err_console, transient=False,
                                   # no bars in logs and pipes: they'd only add noise
-                                  disable=not err_console.is_terminal)
+                                  disable=not (enabled and err_console.is_terminal))
         self._lock = threading.Lock()
 
     def __enter__(self) -> RichProgress:

@@ -1,0 +1,167 @@
+"""`discriminator lipsync`: a face (photo or video) + a narration -> a lip-synced clip."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
+from discriminator_cli.cli.output import err_console, info, print_json
+from discriminator_cli.cli.progress import RichProgress
+from discriminator_cli.errors import BadInputError
+from discriminator_cli.runner import CommandRunner
+
+if TYPE_CHECKING:  # the lip-sync modules import torch: only inside the command at run time
+    from discriminator_cli.lipsync.batch import Failure
+    from discriminator_cli.lipsync.engine import LipSyncEngine
+    from discriminator_cli.lipsync.faces import FaceDetector
+    from discriminator_cli.lipsync.pipeline import ClipResult, LipSyncOptions
+
+
+def register(app: typer.Typer) -> None:
+    app.command("lipsync")(lipsync)
+
+
+def lipsync(
+    audio: Annotated[Path, typer.Option(help="The narration (any format ffmpeg reads).")],
+    checkpoint: Annotated[Path, typer.Option(help="wav2lip.pth / wav2lip_gan.pth, or a file "
+                                             "from `discriminator quantize`.")],
+    face: Annotated[list[Path] | None, typer.Option(help="A photo or video (repeatable: one "
+                                                    "clip each).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="The clip (one --face "
+                                                "only).")] = None,
+    faces_dir: Annotated[Path | None, typer.Option(help="Every photo/video in this folder.")]
+    = None,
+    watch: Annotated[Path | None, typer.Option(help="Keep the model hot and turn each photo "
+                                               "dropped in this folder into a clip, until "
+                                               "Ctrl-C.")] = None,
+    out_dir: Annotated[Path, typer.Option(help="Where clips go for several faces / --watch.")]
+    = Path("clips"),
+    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), fp32, "
+                                           "bf16, int8.")] = "auto",
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    box: Annotated[str | None, typer.Option(help="Face box x1,y1,x2,y2 instead of "
+                                            "detection.")] = None,
+    pads: Annotated[str, typer.Option(help="Box padding top,bottom,left,right.")] = "0,10,0,0",
+    resize_factor: Annotated[int, typer.Option(min=1, help="Divide the frame size first.")]
+    = 1,
+    fps: Annotated[float | None, typer.Option(min=1, help="Output rate for photos (default "
+                                              "25); videos keep theirs.")] = None,
+    blend: Annotated[bool, typer.Option("--blend", help="Feathered mouth-region mask instead "
+                                        "of the whole box.")] = False,
+    smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Smooth video face "
+                                         "boxes over 5 frames.")] = True,
+    batch_size: Annotated[int, typer.Option(min=1, help="Frames per model call.")] = 32,
+    detector: Annotated[str, typer.Option(help="auto (S3FD if its weights are on disk, else "
+                                          "LBP), s3fd, lbp.")] = "auto",
+    detector_weights: Annotated[Path | None, typer.Option(help="S3FD weights "
+                                                          "(s3fd-619a316812.pth).")] = None,
+    cache_dir: Annotated[Path | None, typer.Option(help="Mel cache (default "
+                                                   "$XDG_CACHE_HOME/discriminator).")] = None,
+    max_clips: Annotated[int | None, typer.Option(min=1, help="--watch: stop after this many "
+                                                  "clips.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing clips.")] = False,
+    json_output: JsonOption = False,
+    quiet: QuietOption = False,
+    dry_run: DryRunOption = False,
+) -> None:
+    """Lip-sync a face to a narration with Wav2Lip (clips are marked synthetic)."""
+    from discriminator_cli.lipsync import lipsync_imports
+
+    with lipsync_imports("discriminator lipsync"):
+        from discriminator_cli.lipsync.batch import faces_in, lipsync_many
+        from discriminator_cli.lipsync.engine import load_engine
+        from discriminator_cli.lipsync.faces import make_detector, parse_box, parse_pads
+        from discriminator_cli.lipsync.pipeline import LipSyncOptions, lipsync_clip
+
+    faces = list(face or [])
+    if faces_dir is not None:
+        faces += faces_in(faces_dir)
+    modes = sum([bool(faces), watch is not None])
+    if modes != 1:
+        raise BadInputError("give --face (or --faces-dir) or --watch, not both or neither",
+                            hint="e.g. --face viewer.jpg -o clip.mp4")
+    if output is not None and len(faces) != 1:
+        raise BadInputError("-o names one clip but not exactly one face was given",
+                            hint="use --out-dir for several faces")
+    if len(faces) == 1 and output is None and faces_dir is None:
+        raise BadInputError("no output given", hint="add -o OUT.mp4")
+    if not audio.is_file():
+        raise BadInputError("audio file not found", path=audio, hint="check the --audio path")
+
+    options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
+                             blend=blend, smooth=smooth, batch_size=batch_size, force=force,
+                             cache_dir=cache_dir)
+    chosen = make_detector(detector, box=parse_box(box) if box else None,
+                           weights=detector_weights, device=device)
+    engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)
+    runner = CommandRunner(dry_run=dry_run, echo=print)
+    if not (quiet or json_output):
+        info(f"model: {checkpoint.name} ({engine.precision} on {engine.device}); face "
+             f"detector: {chosen.name}")
+
+    if watch is not None:
+        _watch(engine, watch, audio, out_dir, chosen, options, runner,
+               json_output=json_output, quiet=quiet, max_clips=max_clips)
+        return
+
+    with RichProgress(enabled=not (quiet or json_output or dry_run)) as bars:
+        if output is not None:
+            results = [lipsync_clip(engine, faces[0], audio, output, chosen, options,
+                                    runner=runner, progress=bars)]
+            failures: list[Failure] = []
+        else:
+            results, failures = lipsync_many(engine, faces, audio, out_dir, chosen, options,
+                                             runner=runner, progress=bars)
+    if json_output:
+        print_json({"clips": [r.as_dict() for r in results],
+                    "failures": [f.as_dict() for f in failures]})
+    elif not dry_run:
+        for result in results:
+            _report_clip(result, quiet=quiet)
+    for failure in failures:
+        err_console.print(f"[red]error:[/red] {failure.error.one_line()}", soft_wrap=True)
+    if failures:
+        raise typer.Exit(max(f.error.exit_code for f in failures))
+
+
+def _report_clip(result: ClipResult, *, quiet: bool) -> None:
+    if quiet:
+        print(result.output)
+        return
+    info(f"{result.output}: {result.frames} frames at {result.fps:g} fps, "
+         f"{result.width}x{result.height}, {result.precision}, "
+         f"{result.timings.get('total', 0):.1f} s (mel "
+         f"{'cached' if result.mel_cache_hit else 'computed'}); marked synthetic, provenance "
+         f"in {result.sidecar.name}")
+
+
+def _watch(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path,
+           detector: FaceDetector, options: LipSyncOptions, runner: CommandRunner, *,
+           json_output: bool, quiet: bool, max_clips: int | None) -> None:
+    from discriminator_cli.lipsync.batch import watch_folder
+
+    def on_clip(result: ClipResult) -> None:
+        if json_output:
+            print(json.dumps(result.as_dict()), flush=True)
+        else:
+            _report_clip(result, quiet=quiet)
+
+    def on_failure(failure: Failure) -> None:
+        if json_output:
+            print(json.dumps(failure.as_dict()), flush=True)
+        err_console.print(f"[red]error:[/red] {failure.error.one_line()}", soft_wrap=True)
+
+    if not (quiet or json_output):
+        info(f"watching {folder} for photos; clips go to {out_dir}; Ctrl-C to stop")
+    try:
+        made = watch_folder(engine, folder, audio, out_dir, detector, options,
+                            on_clip=on_clip, on_failure=on_failure, max_clips=max_clips,
+                            runner=runner)
+    except KeyboardInterrupt:
+        info("stopped", quiet=quiet or json_output)
+        return
+    info(f"made {made} clips", quiet=quiet or json_output)
