@@ -87,13 +87,15 @@ def iter_video_frames(path: Path, width: int, height: int,
 
 def writer_argv(out: Path, width: int, height: int, fps: Fraction, audio: Path,
                 metadata: dict[str, str]) -> list[str]:
+    """No -shortest: Wav2Lip's frame count can end a fraction of a frame before the narration,
+    and the whole narration must be heard (players hold the last frame)."""
     argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
             "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
             "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
             "-c:v", "libx264", "-preset", OUTPUT_PRESET, "-crf", str(OUTPUT_CRF),
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2",
-            "-shortest", "-movflags", "+faststart"]
+            "-movflags", "+faststart"]
     for key, value in metadata.items():
         argv += ["-metadata", f"{key}={value}"]
     return [*argv, "-f", "mp4", str(out)]
