@@ -327,3 +327,14 @@ def test_cli_faces_dir_makes_one_clip_each_and_reports_failures(workdir: Path,
     assert sorted(Path(c["output"]).name for c in report["clips"]) == ["ann.mp4", "bob.mp4"]
     assert [Path(f["face"]).name for f in report["failures"]] == ["blank.png"]
     assert sorted(p.name for p in out.glob("*.mp4")) == ["ann.mp4", "bob.mp4"]
+
+
+def test_quantize_calibrates_on_the_detected_face(workdir: Path, tmp_path: Path) -> None:
+    from discriminator_cli.lipsync.pipeline import crop_face, first_frame
+    from discriminator_cli.lipsync.quantize import calibration_inputs
+
+    _, face, info = calibration_inputs(SPEECH, workdir / "astronaut.png", cache_dir=tmp_path)
+    box = tuple(info["face_box"])
+    assert 150 < box[0] < 200 and 50 < box[1] < 90  # the face, not the whole photo
+    frame = first_frame(workdir / "astronaut.png", CommandRunner())
+    assert np.array_equal(face, crop_face(frame, box))  # type: ignore[arg-type]

@@ -21,7 +21,7 @@ from discriminator_cli.lipsync.quantize import (  # noqa: E402
     quantize_checkpoint,
 )
 from discriminator_cli.runner import CommandRunner  # noqa: E402
-from discriminator_cli.tools import ffmpeg_path  # noqa: E402
+from discriminator_cli.tools import ffmpeg_path, ffprobe_path  # noqa: E402
 from tests.wav2lip_weights import (  # noqa: E402
     DATA,
     reference_faces,
@@ -71,7 +71,8 @@ def test_face_image_round_trip_and_box(face_png: Path, tmp_path: Path) -> None:
                          "-pix_fmt", "yuv444p", str(video)], what="test video")
     runner = CommandRunner()
     decoded = load_face_image(video, runner=runner)
-    assert len(runner.history) == 1
+    assert [Path(argv[0]).name for argv in runner.history] == [Path(ffprobe_path()).name,
+                                                               Path(ffmpeg_path()).name]
     assert np.abs(decoded.astype(int) - face).mean() < 3
 
 

@@ -9,7 +9,6 @@ import typer
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, print_json
-from discriminator_cli.errors import BadInputError
 
 WHAT = "discriminator quantize"
 
@@ -18,24 +17,14 @@ def register(app: typer.Typer) -> None:
     app.command("quantize")(quantize)
 
 
-def parse_box(text: str | None) -> tuple[int, int, int, int] | None:
-    if not text:
-        return None
-    try:
-        x1, y1, x2, y2 = (int(part) for part in text.split(","))
-    except ValueError as exc:
-        raise BadInputError(f"bad box {text!r}", hint="write it as x1,y1,x2,y2 in pixels") \
-            from exc
-    return x1, y1, x2, y2
-
-
 def quantize(
     checkpoint: Annotated[Path, typer.Argument(help="fp32 Wav2Lip checkpoint (.pth).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="The int8 file to write.")],
     calibration_audio: Annotated[Path, typer.Option(
         "--calibration-audio", help="Your narration (any format ffmpeg reads).")],
     calibration_face: Annotated[Path, typer.Option(
-        "--calibration-face", help="Your face photo: a face crop, or use --calibration-box.")],
+        "--calibration-face",
+        help="Your face photo (the face is detected; a face crop is used whole).")],
     calibration_box: Annotated[str | None, typer.Option(
         "--calibration-box", help="Face box in the photo, x1,y1,x2,y2.")] = None,
     threshold: Annotated[float, typer.Option(
@@ -54,13 +43,15 @@ def quantize(
 
     require_lipsync_extra(WHAT)
     with lipsync_imports(WHAT):
+        from discriminator_cli.lipsync.faces import parse_box
         from discriminator_cli.lipsync.quantize import (
             QuantizationRefusedError,
             calibration_inputs,
             quantize_checkpoint,
         )
     mels, face, info = calibration_inputs(calibration_audio, calibration_face,
-                                          box=parse_box(calibration_box), cache_dir=cache_dir)
+                                          box=parse_box(calibration_box) if calibration_box
+                                          else None, cache_dir=cache_dir)
     if not json_output:
         err_console.print(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) "
                           f"and {calibration_face} ...", soft_wrap=True)

@@ -10,7 +10,6 @@ a slower bf16 one.
 from __future__ import annotations
 
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,11 +26,9 @@ from discriminator_cli.lipsync.checkpoint import load_wav2lip, read_checkpoint
 from discriminator_cli.lipsync.engine import faces_to_input, output_to_faces
 from discriminator_cli.lipsync.int8 import Int8Wav2Lip, calibrate, export_state, quiet_quantized
 from discriminator_cli.lipsync.mel_cache import get_or_compute_mel
-from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.precision import fold_batchnorm, psnr
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffmpeg_path
 
 DEFAULT_THRESHOLD_DB = 35.0
 DEFAULT_CALIBRATION_FRAMES = 32
@@ -77,64 +74,17 @@ class QuantizationRefusedError(DiscriminatorError):
 
 def load_face_image(image_path: Path | str, *, box: tuple[int, int, int, int] | None = None,
                     runner: CommandRunner | None = None) -> np.ndarray:
-    """A photo (or a video's first frame) -> (96, 96, 3) uint8 BGR, optionally cropped to
-    box = (x1, y1, x2, y2) first, then resized bilinearly.
+    """A photo (or a video's first frame) -> (96, 96, 3) uint8 BGR: the box if given, else
+    the whole picture (a face crop), resized as the lip-sync pipeline resizes faces."""
+    from discriminator_cli.lipsync.pipeline import crop_face, first_frame
 
-    Photos are read with Pillow (the bundled ffmpeg has no PNG decoder); anything Pillow
-    cannot open (a video) is decoded by ffmpeg.
-    """
     image_path = Path(image_path)
-    if not image_path.is_file():
-        raise BadInputError("face image not found", path=image_path)
-    if box is not None:
-        x1, y1, x2, y2 = box
-        if x2 <= x1 or y2 <= y1 or min(box) < 0:
-            raise BadInputError(f"bad face box {box}", hint="give x1,y1,x2,y2 with x2>x1, y2>y1")
-    rgb = _read_with_pillow(image_path)
-    if rgb is None:
-        return _read_with_ffmpeg(image_path, box, runner or CommandRunner())
-    if box is not None:
-        height, width = rgb.shape[:2]
-        if box[2] > width or box[3] > height:
-            raise BadInputError(f"face box {box} is outside the {width}x{height} image",
-                                path=image_path)
-        rgb = rgb[box[1]:box[3], box[0]:box[2]]
-    from PIL import Image
-
-    resized = Image.fromarray(rgb).resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR)
-    return np.ascontiguousarray(np.asarray(resized)[:, :, ::-1])
-
-
-def _read_with_pillow(path: Path) -> np.ndarray | None:
-    try:
-        from PIL import Image, UnidentifiedImageError
-    except ImportError:
-        return None
-    try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError):
-        return None
-
-
-def _read_with_ffmpeg(path: Path, box: tuple[int, int, int, int] | None,
-                      runner: CommandRunner) -> np.ndarray:
-    filters = []
-    if box is not None:
-        x1, y1, x2, y2 = box
-        filters.append(f"crop={x2 - x1}:{y2 - y1}:{x1}:{y1}")
-    filters.append(f"scale={FACE_SIZE}:{FACE_SIZE}:flags=bilinear")
-    with tempfile.TemporaryDirectory(prefix="discriminator-face-") as tmp:
-        raw = Path(tmp) / "face.bgr"
-        runner.run([ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-                    "-i", str(path), "-frames:v", "1", "-vf", ",".join(filters),
-                    "-f", "rawvideo", "-pix_fmt", "bgr24", str(raw)],
-                   what="ffmpeg image decode", path=path, mutating=False,
-                   hint="is this an image or video ffmpeg can read, and is the box inside it?")
-        data = np.fromfile(raw, dtype=np.uint8)
-    if data.size != FACE_SIZE * FACE_SIZE * 3:
-        raise BadInputError("could not decode a frame from the face image", path=path)
-    return data.reshape(FACE_SIZE, FACE_SIZE, 3)
+    frame = first_frame(image_path, runner or CommandRunner())
+    height, width = frame.shape[:2]
+    if box is not None and (box[2] > width or box[3] > height):
+        raise BadInputError(f"face box {box} is outside the {width}x{height} image",
+                            path=image_path, hint="give a box inside the picture")
+    return crop_face(frame, box or (0, 0, width, height))
 
 
 def split_windows(mels: np.ndarray, calibration_frames: int,
@@ -216,6 +166,12 @@ def calibration_inputs(audio_path: Path | str, face_path: Path | str, *,
                        ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The user's narration (through the mel cache) and face -> mel windows, face, provenance."""
     entry = get_or_compute_mel(audio_path, cache_dir, fps=CALIBRATION_FPS, runner=runner)
+    if box is None:
+        # A full photo: calibrate on the face the pipeline would crop. A photo that is already
+        # a face crop (no face found in it) is used whole.
+        from discriminator_cli.lipsync.pipeline import find_face_box
+
+        box = find_face_box(Path(face_path), runner=runner or CommandRunner())
     face = load_face_image(face_path, box=box, runner=runner)
     info = {"audio": str(audio_path), "audio_sha256": entry.audio_sha256,
             "face": str(face_path), "face_sha256": file_sha256(Path(face_path)),
