@@ -96,8 +96,8 @@ def run_original(photo: Path, speech: Path, checkpoint: Path, out: Path,
         for begin in range(0, len(windows), ORIGINAL_BATCH):
             mels = torch.from_numpy(windows[begin:begin + ORIGINAL_BATCH]).unsqueeze(1)
             faces = np.repeat(face[None], len(mels), axis=0)
-            out = model(mels.to(device), faces_to_input(faces).to(device))
-            for mouth in output_to_faces(out):
+            generated = model(mels.to(device), faces_to_input(faces).to(device))
+            for mouth in output_to_faces(generated):
                 mouths.append(mouth)
                 frames.append(paster.paste(frame, mouth, box))  # all frames held, as inference.py
     height, width = frame.shape[:2]
@@ -155,7 +155,7 @@ def run_watch_latency(photo: Path, speech: Path, checkpoint: Path, work: Path,
     inbox, outbox = work / "inbox", work / "outbox"
     shutil.rmtree(inbox, ignore_errors=True)
     shutil.rmtree(outbox, ignore_errors=True)
-    inbox.mkdir()
+    inbox.mkdir(parents=True)
     latencies: list[float] = []
     stop = threading.Event()
     dropped: dict[str, float] = {}
