@@ -219,6 +219,10 @@ def test_request_log(server: PreviewServer) -> None:
     request(server, "/media/blob.bin", headers={"Range": "bytes=0-9"})
     request(server, "/media/blob.bin", headers={"Range": "bytes=99999-"})
     request(server, "/media/missing.mp4", method="HEAD")
+    # The server records a request after answering it: give its thread a moment.
+    deadline = time.monotonic() + 5
+    while len(server.requests()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     log = [(r.method, r.path, r.range, r.status, r.bytes) for r in server.requests()]
     assert log == [("GET", "/media/blob.bin", "bytes=0-9", 206, 10),
                    ("GET", "/media/blob.bin", "bytes=99999-", 416, 0),
