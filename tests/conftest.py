@@ -57,7 +57,7 @@ def bento4_package(tmp_path_factory: pytest.TempPathFactory, sample_source: Path
     return _package(tmp_path_factory, sample_source, "bento4")
 
 
-@pytest.fixture(params=["shaka", "bento4"])
+@pytest.fixture(params=["shaka", pytest.param("bento4", marks=pytest.mark.bento4)])
 def any_package(request: pytest.FixtureRequest) -> Path:
     """Each backend's package in turn."""
     return request.getfixturevalue(f"{request.param}_package")

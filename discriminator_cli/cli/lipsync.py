@@ -164,4 +164,4 @@ def _watch(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path,
     except KeyboardInterrupt:
         info("stopped", quiet=quiet or json_output)
         return
-    info(f"made {made} clips", quiet=quiet or json_output)
+    info(f"made {made} clip{'' if made == 1 else 's'}", quiet=quiet or json_output)
