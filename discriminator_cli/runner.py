@@ -67,18 +67,19 @@ class CommandRunner:
                 where = f"cd {shlex.quote(str(cwd))} && " if cwd else ""
                 self.echo(where + shlex.join(args))
             return RunResult(args, 0, "", "", dry_run=True)
+        if on_progress is not None:
+            return self._run_with_progress(args, what=what, cwd=cwd, path=path, hint=hint,
+                                           env=env, on_progress=on_progress)
         with self._lock:
             self.history.append(args)
-        if on_progress is None:
-            return self._run_simple(args, what=what, cwd=cwd, path=path, hint=hint, env=env,
-                                    check=check)
-        return self._run_with_progress(args, what=what, cwd=cwd, path=path, hint=hint,
-                                       env=env, on_progress=on_progress)
+        return self._run_simple(args, what=what, cwd=cwd, path=path, hint=hint, env=env,
+                                check=check)
 
     @contextlib.contextmanager
     def open(self, argv: Sequence[str | os.PathLike[str]], *, what: str,
              stdin: bool = False, stdout: bool = False, path: Path | str | None = None,
-             hint: str | None = None) -> Iterator[StreamingProcess]:
+             hint: str | None = None, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> Iterator[StreamingProcess]:
         """Run argv with binary stdin and/or stdout pipes for the duration of the block.
 
         On a clean exit of the block stdin is closed, the process awaited, and a non-zero exit
@@ -95,12 +96,13 @@ class CommandRunner:
         try:
             proc = subprocess.Popen(args, stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                                     stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE)
+                                    stderr=subprocess.PIPE, cwd=cwd, env=env)
         except FileNotFoundError as exc:
             raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
                                   hint="run `discriminator doctor`", path=path) from exc
         chunks: list[bytes] = []
         assert proc.stderr is not None
+        # stderr is drained on a thread so a chatty tool can never block on a full pipe.
         drain = threading.Thread(target=lambda: chunks.extend(proc.stderr), daemon=True)
         drain.start()
         stream = StreamingProcess(proc, chunks)
@@ -118,10 +120,10 @@ class CommandRunner:
             raise
         finally:
             drain.join(timeout=5)
-        stderr = b"".join(chunks).decode(errors="replace")[-_STDERR_KEEP_CHARS:]
         if proc.returncode != 0 and not stream.stopped:
             raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
-                                  returncode=proc.returncode, stderr=stderr, hint=hint, path=path)
+                                  returncode=proc.returncode, stderr=stream.stderr_text(),
+                                  hint=hint, path=path)
 
     def _run_simple(self, args: list[str], *, what: str, cwd: Path | None,
                     path: Path | str | None, hint: str | None,
@@ -143,35 +145,13 @@ class CommandRunner:
                            env: dict[str, str] | None,
                            on_progress: ProgressCallback) -> RunResult:
         """ffmpeg with `-progress pipe:1`: stdout carries key=value progress blocks."""
-        try:
-            proc = subprocess.Popen(args, cwd=cwd, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                    errors="replace", env=env)
-        except FileNotFoundError as exc:
-            raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
-                                  hint="run `discriminator doctor`", path=path) from exc
-        stderr_chunks: list[str] = []
-        # stderr is drained on a thread so a chatty ffmpeg can never block on a full pipe.
-        drain = threading.Thread(target=lambda: stderr_chunks.extend(proc.stderr), daemon=True)
-        drain.start()
-        try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                key, _, value = line.strip().partition("=")
+        with self.open(args, what=what, stdout=True, path=path, hint=hint, cwd=cwd,
+                       env=env) as stream:
+            for line in stream.stdout:
+                key, _, value = line.decode(errors="replace").strip().partition("=")
                 if key == "out_time_us" and value.lstrip("-").isdigit():
                     on_progress(max(0, int(value)) / 1_000_000)
-            proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-        finally:
-            drain.join(timeout=5)
-        stderr = "".join(stderr_chunks)[-_STDERR_KEEP_CHARS:]
-        if proc.returncode != 0:
-            raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
-                                  returncode=proc.returncode, stderr=stderr, hint=hint, path=path)
-        return RunResult(args, proc.returncode, "", stderr)
+        return RunResult(args, 0, "", stream.stderr_text())
 
 
 @dataclass
@@ -181,6 +161,9 @@ class StreamingProcess:
     process: subprocess.Popen[bytes]
     stderr_chunks: list[bytes]
     stopped: bool = False
+
+    def stderr_text(self) -> str:
+        return b"".join(self.stderr_chunks).decode(errors="replace")[-_STDERR_KEEP_CHARS:]
 
     def stop(self) -> None:
         """End the tool on purpose (a reader that needs no more frames); its exit status is

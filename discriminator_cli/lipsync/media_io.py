@@ -116,8 +116,8 @@ class FrameWriter:
         except BrokenPipeError:
             process = self._stream.process
             process.wait()
-            stderr = b"".join(self._stream.stderr_chunks).decode(errors="replace")
             raise ToolFailedError("ffmpeg stopped while encoding the clip",
                                   argv=[str(a) for a in process.args],  # type: ignore[union-attr]
-                                  returncode=process.returncode, stderr=stderr) from None
+                                  returncode=process.returncode,
+                                  stderr=self._stream.stderr_text()) from None
         self.frames += 1

@@ -35,6 +35,9 @@ class HlsPlaylist:
 
 
 def read_playlist(path: Path, report: Report) -> tuple[list[PlaylistLine], str] | None:
+    """Record the playlist as checked and read it; None (with findings) when it is not
+    UTF-8 or not valid playlist syntax."""
+    report.manifests.append(str(path))
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -42,7 +45,8 @@ def read_playlist(path: Path, report: Report) -> tuple[list[PlaylistLine], str] 
                      "the playlist is not UTF-8 text, as RFC 8216 requires")
         return None
     text = text.removeprefix("\ufeff")
-    return scan(text), text
+    lines = scan(text)
+    return (lines, text) if check_syntax(lines, path, report) else None
 
 
 class PlaylistCache:
@@ -65,13 +69,10 @@ class PlaylistCache:
 
 def check_media_playlist(path: Path, report: Report, cache: MediaCache, *,
                          expect_iframes: bool = False) -> HlsPlaylist | None:
-    report.manifests.append(str(path))
     read = read_playlist(path, report)
     if read is None:
         return None
     lines, text = read
-    if not check_syntax(lines, path, report):
-        return None
     if is_master(lines):
         report.error("hls.syntax", path, "line 1",
                      "a master playlist was given where a media playlist is expected")

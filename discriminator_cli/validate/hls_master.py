@@ -9,7 +9,7 @@ import m3u8
 
 from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, read_playlist
-from discriminator_cli.validate.hls_syntax import PlaylistLine, check_syntax, check_version
+from discriminator_cli.validate.hls_syntax import PlaylistLine, check_version
 from discriminator_cli.validate.media import codecs_match, peak_bitrate
 from discriminator_cli.validate.report import Report
 
@@ -45,13 +45,10 @@ class HlsMaster:
 
 
 def check_master(path: Path, report: Report, playlists: PlaylistCache) -> HlsMaster | None:
-    report.manifests.append(str(path))
     read = read_playlist(path, report)
     if read is None:
         return None
     lines, text = read
-    if not check_syntax(lines, path, report):
-        return None
     check_version(lines, path, report)
     parsed = m3u8.loads(text)
     master = HlsMaster(path)
