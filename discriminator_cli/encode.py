@@ -18,7 +18,7 @@ from discriminator_cli.errors import BadInputError, ToolFailedError, ValidationF
 from discriminator_cli.ladder import LadderPlan, plan_ladder
 from discriminator_cli.languages import check_language
 from discriminator_cli.measure import StreamMeasurement, measure_stream
-from discriminator_cli.packaging import MPD_NAME, PackageInput, package, resolve_backend
+from discriminator_cli.packaging import PackageInput, package, resolve_backend
 from discriminator_cli.presets import Preset
 from discriminator_cli.probe import SourceInfo, probe_audio_file, probe_source
 from discriminator_cli.progress import NullProgress, ProgressSink
@@ -344,7 +344,3 @@ def _first_marker_line(text: str) -> str:
         if any(marker in line for marker in _CORRUPT_MARKERS):
             return line.split("] ", 1)[-1].strip()
     return "unreadable data"
-
-
-def package_has_manifest(path: Path) -> bool:
-    return (path / MPD_NAME).is_file()

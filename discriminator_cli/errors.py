@@ -68,12 +68,6 @@ class OutputExistsError(BadInputError):
     """The destination exists and --force was not given."""
 
 
-class CancelledError(DiscriminatorError):
-    """The user interrupted the run (Ctrl-C); nothing was published."""
-
-    exit_code = 130
-
-
 class ValidationFailedError(DiscriminatorError):
     """A package failed validation (used when another command validates what it made)."""
 
