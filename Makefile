@@ -40,7 +40,7 @@ demo: setup-base
 	$(BIN)/discriminator validate media/sample
 
 test: setup system-deps
-	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
