@@ -21,6 +21,7 @@ S3FD_WEIGHTS_NAME = "s3fd-619a316812.pth"
 # The LBP cascade is run on at most this many pixels on the long side, then scaled back:
 # webcam photos are large and the cascade's cost grows with the area.
 LBP_MAX_SIDE = 640
+MIN_FACE_PIXELS = 8  # a box narrower than this holds no usable face
 NO_FACE_HINT = "pass --box x1,y1,x2,y2 (pixels) or use a photo with a frontal, unobstructed face"
 
 
@@ -88,11 +89,16 @@ class S3fdDetector:
         self._detector = SFDDetector(device=device, path_to_detector=str(weights))
 
     def detect(self, frame_bgr: np.ndarray) -> Box | None:
+        # face-alignment takes RGB (it flips to BGR itself before subtracting its means).
         found = self._detector.detect_from_image(frame_bgr[:, :, ::-1].copy())
-        if found is None or len(found) == 0:
+        height, width = frame_bgr.shape[:2]
+        # S3FD's regressed boxes may reach past the frame; a box wholly outside is no face.
+        boxes = [clipped for d in (found if found is not None else [])
+                 if (clipped := clip_box((round(d[0]), round(d[1]), round(d[2]), round(d[3])),
+                                         width, height)) is not None]
+        if not boxes:
             return None
-        best = max(found, key=lambda d: (d[2] - d[0]) * (d[3] - d[1]))
-        return (max(0, round(best[0])), max(0, round(best[1])), round(best[2]), round(best[3]))
+        return max(boxes, key=lambda b: (b[2] - b[0]) * (b[3] - b[1]))
 
 
 def s3fd_weights_in_hub_cache() -> Path | None:
@@ -141,6 +147,15 @@ def parse_pads(text: str) -> tuple[int, int, int, int]:
                             hint="e.g. --pads 0,10,0,0")
     top, bottom, left, right = (int(p) for p in parts)
     return top, bottom, left, right
+
+
+def clip_box(box: Box, width: int, height: int) -> Box | None:
+    """The part of the box inside the frame, or None when fewer than MIN_FACE_PIXELS remain
+    on a side (too little to crop a face from)."""
+    x1, y1, x2, y2 = max(0, box[0]), max(0, box[1]), min(width, box[2]), min(height, box[3])
+    if x2 - x1 < MIN_FACE_PIXELS or y2 - y1 < MIN_FACE_PIXELS:
+        return None
+    return x1, y1, x2, y2
 
 
 def pad_box(box: Box, pads: tuple[int, int, int, int], width: int, height: int) -> Box:

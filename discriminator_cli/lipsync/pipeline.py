@@ -21,7 +21,7 @@ import numpy as np
 
 from discriminator_cli import __version__
 from discriminator_cli.cache import atomic_write_text, file_sha256
-from discriminator_cli.errors import BadInputError
+from discriminator_cli.errors import BadInputError, OutputExistsError
 from discriminator_cli.lipsync.audio import frame_count, mel_windows
 from discriminator_cli.lipsync.engine import LipSyncEngine
 from discriminator_cli.lipsync.faces import (
@@ -194,8 +194,8 @@ def _check_inputs(face: Path, audio: Path, output: Path, force: bool) -> None:
         raise BadInputError("the output must be an .mp4 file", path=output,
                             hint="name the output OUT.mp4")
     if output.exists() and not force:
-        raise BadInputError("output file already exists", path=output,
-                            hint="pass --force to replace it, or choose another -o")
+        raise OutputExistsError("output file already exists", path=output,
+                                hint="pass --force to replace it, or choose another -o")
 
 
 def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
@@ -253,7 +253,7 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                                  options.batch_size, paster)
     else:
         step = time.perf_counter()
-        boxes = _video_boxes(face, width, height, detector, options, runner)
+        boxes = _video_boxes(face, width, height, detector, options, runner, frames)
         timings["detect"] = time.perf_counter() - step
         batches = _video_batches(engine, face, width, height, boxes, mel, float(fps), frames,
                                  options.batch_size, paster, runner)
@@ -285,14 +285,25 @@ def _photo_batches(engine: LipSyncEngine, photo: np.ndarray, face96: np.ndarray,
 
 
 def _video_boxes(face: Path, width: int, height: int, detector: FaceDetector,
-                 options: LipSyncOptions, runner: CommandRunner) -> list[Box]:
-    """Every frame's padded box (a decode-only pass: frames are not kept)."""
+                 options: LipSyncOptions, runner: CommandRunner, needed: int) -> list[Box]:
+    """The padded box of every frame the clip uses (a decode-only pass: frames are not kept).
+
+    A video longer than the narration is cut to `needed` frames before detection, as
+    inference.py cuts its frame list to the mel windows: the frames past the end cost nothing
+    and do not pull the last boxes' smoothing window.
+    """
     boxes: list[Box] = []
-    for index, frame in enumerate(iter_video_frames(face, width, height, runner)):
-        found = detector.detect(frame)
-        if found is None:
-            raise no_face_error(face, index)
-        boxes.append(pad_box(found, options.pads, width, height))
+    decoded = iter_video_frames(face, width, height, runner)
+    try:
+        for index, frame in enumerate(decoded):
+            if index >= needed:
+                break
+            found = detector.detect(frame)
+            if found is None:
+                raise no_face_error(face, index)
+            boxes.append(pad_box(found, options.pads, width, height))
+    finally:
+        decoded.close()  # stops the decoder early
     if not boxes:
         raise BadInputError("the face video has no frames", path=face,
                             hint="re-export the video")
