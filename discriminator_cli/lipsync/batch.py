@@ -91,7 +91,11 @@ def watch_folder(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path
         for face in faces_in(folder):
             if face.name.startswith(STAGING_PREFIX):
                 continue
-            stat = face.stat()
+            try:
+                stat = face.stat()
+            except FileNotFoundError:  # removed or renamed since the listing: not ours now
+                seen.pop(face, None)
+                continue
             signature = (stat.st_size, stat.st_mtime_ns)
             if (face, *signature) in done:
                 continue
