@@ -120,6 +120,8 @@ def test_sidecar_records_inputs_and_hashes(workdir: Path, engine, tmp_path: Path
     out = tmp_path / "clip.mp4"
     lipsync_clip(engine, workdir / "astronaut.png", SPEECH, out, LbpDetector())
     sidecar = json.loads((tmp_path / "clip.mp4.json").read_text())
+    # readable by whoever may read the clip (not a private temp file's 0600)
+    assert (tmp_path / "clip.mp4.json").stat().st_mode & 0o777 == out.stat().st_mode & 0o777
     assert sidecar["synthetic"] is True
     assert sidecar["generator"]["precision"] == "fp32"
     assert sidecar["output"]["sha256"] == file_sha256(out)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from discriminator_cli import __version__
-from discriminator_cli.cache import atomic_write_text, file_sha256
+from discriminator_cli.cache import file_sha256
 from discriminator_cli.errors import BadInputError, OutputExistsError
 from discriminator_cli.lipsync.audio import frame_count, mel_windows
 from discriminator_cli.lipsync.engine import LipSyncEngine
@@ -353,4 +353,7 @@ def _write_sidecar(result: ClipResult, engine: LipSyncEngine) -> None:
                            "sha256": engine.checkpoint_sha256},
         },
     }
-    atomic_write_text(result.sidecar, json.dumps(record, indent=2) + "\n")
+    # Published like the clip (by rename, 0644): a provenance record others cannot read is
+    # no provenance record.
+    with staged_file(result.sidecar, force=True) as staging:
+        staging.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
