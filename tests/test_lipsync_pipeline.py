@@ -238,6 +238,7 @@ def test_cli_clip_json_and_dry_run(workdir: Path, tmp_path: Path) -> None:
     assert clip["frames"] == 72 and clip["precision"] == "bf16" and out.is_file()
     again = run_cli(*base)
     assert again.returncode == 2 and "already exists" in again.stderr
+    assert "model:" not in again.stderr  # refused before the model was loaded
 
 
 @pytest.mark.parametrize("case", ["no face", "missing face", "missing audio", "bad checkpoint",

@@ -75,7 +75,11 @@ def lipsync(
         from discriminator_cli.lipsync.batch import faces_in, lipsync_many
         from discriminator_cli.lipsync.engine import load_engine
         from discriminator_cli.lipsync.faces import make_detector, parse_box, parse_pads
-        from discriminator_cli.lipsync.pipeline import LipSyncOptions, lipsync_clip
+        from discriminator_cli.lipsync.pipeline import (
+            LipSyncOptions,
+            check_clip_inputs,
+            lipsync_clip,
+        )
 
     faces = list(face or [])
     if faces_dir is not None:
@@ -91,6 +95,8 @@ def lipsync(
         raise BadInputError("no output given", hint="add -o OUT.mp4")
     if not audio.is_file():
         raise BadInputError("audio file not found", path=audio, hint="check the --audio path")
+    if output is not None:  # before the model loads: a wrong path should fail in no time
+        check_clip_inputs(faces[0], audio, output, force)
 
     options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
                              blend=blend, smooth=smooth, batch_size=batch_size, force=force,

@@ -185,7 +185,8 @@ def _even_crop(frame: np.ndarray) -> np.ndarray:
     return frame[: height - height % 2, : width - width % 2]
 
 
-def _check_inputs(face: Path, audio: Path, output: Path, force: bool) -> None:
+def check_clip_inputs(face: Path, audio: Path, output: Path, force: bool) -> None:
+    """The cheap checks, so a CLI can fail before it loads a model."""
     if not face.is_file():
         raise BadInputError("face file not found", path=face, hint="check the --face path")
     if not audio.is_file():
@@ -205,7 +206,7 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     options = options or LipSyncOptions()
     runner = runner or CommandRunner()
     progress = progress or NullProgress()
-    _check_inputs(face, audio, output, options.force)
+    check_clip_inputs(face, audio, output, options.force)
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
