@@ -40,8 +40,9 @@ class TreeMemory:
 
     ru_maxrss is right for this process (it counts torch's native allocations, which
     tracemalloc does not see) but not for children: exec charges the parent's RSS at fork
-    time to the child, so RUSAGE_CHILDREN reports the parent's size, not ffmpeg's. Children
-    are therefore sampled from /proc every 20 ms and added to this process's RSS.
+    time to the child, so RUSAGE_CHILDREN reports the parent's size, not ffmpeg's. So the
+    tree is sampled from /proc every 20 ms as proportional set size (Pss: a page shared by a
+    just-forked child and its parent counts once, not twice).
     """
 
     def __init__(self, interval: float = 0.02) -> None:
@@ -51,13 +52,13 @@ class TreeMemory:
         self._thread.start()
 
     @staticmethod
-    def _rss_kb(pid: int | str) -> int:
+    def _pss_kb(pid: int | str) -> int:
         try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
                     return int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError):
-            pass
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass  # the child ended between the listing and the read
         return 0
 
     def _sample(self) -> None:
@@ -65,7 +66,7 @@ class TreeMemory:
         while not self._stop.is_set():
             children = [pid for task in Path(f"/proc/{me}/task").iterdir()
                         for pid in (task / "children").read_text().split()]
-            total = self._rss_kb(me) + sum(self._rss_kb(pid) for pid in children)
+            total = self._pss_kb(me) + sum(self._pss_kb(pid) for pid in children)
             self.peak_kb = max(self.peak_kb, total)
             time.sleep(self.interval)
 
