@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -38,11 +37,12 @@ ORIGINAL_BATCH = 128
 class TreeMemory:
     """Peak resident memory of this process plus its live children (ffmpeg), sampled.
 
-    ru_maxrss is right for this process (it counts torch's native allocations, which
-    tracemalloc does not see) but not for children: exec charges the parent's RSS at fork
-    time to the child, so RUSAGE_CHILDREN reports the parent's size, not ffmpeg's. So the
-    tree is sampled from /proc every 20 ms as proportional set size (Pss: a page shared by a
-    just-forked child and its parent counts once, not twice).
+    Neither tracemalloc (blind to torch's native allocations) nor ru_maxrss will do:
+    Linux carries the pre-exec peak of a forked process into ru_maxrss, so a child started
+    from a big parent reports the parent's size (RUSAGE_SELF in a spawned benchmark child,
+    RUSAGE_CHILDREN for ffmpeg). So this process's own peak is VmHWM (the peak of its current
+    address space, exact), and the tree is sampled from /proc every 20 ms as proportional
+    set size (Pss: a page shared by a just-forked child and its parent counts once).
     """
 
     def __init__(self, interval: float = 0.02) -> None:
@@ -73,7 +73,10 @@ class TreeMemory:
     def peak_mb(self) -> float:
         self._stop.set()
         self._thread.join()
-        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # never missed by sampling
+        own = 0  # VmHWM: never missed by sampling
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1])
         return max(self.peak_kb, own) / 1024
 
 
