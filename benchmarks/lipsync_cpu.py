@@ -35,48 +35,53 @@ ORIGINAL_BATCH = 128
 
 
 class TreeMemory:
-    """Peak resident memory of this process plus its live children (ffmpeg), sampled.
+    """Peak resident memory of this process plus its live children (ffmpeg).
 
     Neither tracemalloc (blind to torch's native allocations) nor ru_maxrss will do:
     Linux carries the pre-exec peak of a forked process into ru_maxrss, so a child started
     from a big parent reports the parent's size (RUSAGE_SELF in a spawned benchmark child,
     RUSAGE_CHILDREN for ffmpeg). So this process's own peak is VmHWM (the peak of its current
-    address space, exact), and the tree is sampled from /proc every 20 ms as proportional
-    set size (Pss: a page shared by a just-forked child and its parent counts once).
+    address space, exact), and ffmpeg children's VmRSS is sampled from /proc/PID/status every
+    50 ms and added to ours (cheap: smaps-based Pss costs enough kernel time to slow the run
+    it measures). A child not yet past exec still shows our pages and is skipped.
     """
 
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.05) -> None:
         self.interval, self.peak_kb = interval, 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
 
     @staticmethod
-    def _pss_kb(pid: int | str) -> int:
+    def _status_kb(pid: int | str, field: str) -> int:
         try:
-            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-                if line.startswith("Pss:"):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith(field + ":"):
                     return int(line.split()[1])
-        except (FileNotFoundError, ProcessLookupError, PermissionError):
+        except (FileNotFoundError, ProcessLookupError):
             pass  # the child ended between the listing and the read
         return 0
 
     def _sample(self) -> None:
         me = os.getpid()
+        my_name = Path("/proc/self/comm").read_text()
         while not self._stop.is_set():
-            children = [pid for task in Path(f"/proc/{me}/task").iterdir()
-                        for pid in (task / "children").read_text().split()]
-            total = self._pss_kb(me) + sum(self._pss_kb(pid) for pid in children)
+            total = self._status_kb(me, "VmRSS")
+            for task in Path(f"/proc/{me}/task").iterdir():
+                for pid in (task / "children").read_text().split():
+                    try:
+                        if Path(f"/proc/{pid}/comm").read_text() == my_name:
+                            continue  # forked, not yet exec'd: these are our own pages
+                    except FileNotFoundError:
+                        continue
+                    total += self._status_kb(pid, "VmRSS")
             self.peak_kb = max(self.peak_kb, total)
             time.sleep(self.interval)
 
     def peak_mb(self) -> float:
         self._stop.set()
         self._thread.join()
-        own = 0  # VmHWM: never missed by sampling
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                own = int(line.split()[1])
+        own = self._status_kb(os.getpid(), "VmHWM")  # never missed by sampling
         return max(self.peak_kb, own) / 1024
 
 
