@@ -101,12 +101,16 @@ class CommandRunner:
             raise ToolFailedError(f"{what}: cannot execute {args[0]}", argv=args, returncode=127,
                                   hint="run `discriminator doctor`", path=path) from exc
         chunks: list[bytes] = []
-        assert proc.stderr is not None
-        # stderr is drained on a thread so a chatty tool can never block on a full pipe.
-        drain = threading.Thread(target=lambda: chunks.extend(proc.stderr), daemon=True)
-        drain.start()
         stream = StreamingProcess(proc, chunks)
+        drain: threading.Thread | None = None
         try:
+            # Everything after Popen sits inside the try, so a Ctrl-C at any point kills the
+            # tool instead of orphaning it (an orphaned encoder would re-create its output).
+            # stderr is drained on a thread so a chatty tool can never block on a full pipe.
+            assert proc.stderr is not None
+            stderr_pipe = proc.stderr
+            drain = threading.Thread(target=lambda: chunks.extend(stderr_pipe), daemon=True)
+            drain.start()
             yield stream
             if proc.stdin:
                 with contextlib.suppress(BrokenPipeError):
@@ -119,7 +123,8 @@ class CommandRunner:
             proc.wait()
             raise
         finally:
-            drain.join(timeout=5)
+            if drain is not None:
+                drain.join(timeout=5)
         if proc.returncode != 0 and not stream.stopped:
             raise ToolFailedError(f"{what} failed (exit {proc.returncode})", argv=args,
                                   returncode=proc.returncode, stderr=stream.stderr_text(),
