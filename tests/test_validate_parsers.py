@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from discriminator_cli.languages import normalize_language
 from discriminator_cli.validate.checks import unaligned_at
 from discriminator_cli.validate.dash import parse_duration, parse_frame_rate, q, where
 from discriminator_cli.validate.hls_syntax import check_syntax, check_version, scan
-from discriminator_cli.validate.languages import normalize_language
 from discriminator_cli.validate.media import (
     Segment,
     bucket_holds,

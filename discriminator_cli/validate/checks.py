@@ -5,7 +5,7 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
-from discriminator_cli.validate.languages import UNDETERMINED, normalize_language
+from discriminator_cli.languages import UNDETERMINED, normalize_language
 from discriminator_cli.validate.media import MediaCache, MediaInfo, Segment, peak_bitrate
 from discriminator_cli.validate.report import Report
 

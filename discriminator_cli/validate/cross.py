@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from discriminator_cli.languages import normalize_language
 from discriminator_cli.validate.checks import TIME_EPSILON
 from discriminator_cli.validate.dash import DashManifest
 from discriminator_cli.validate.hls_master import HlsMaster
-from discriminator_cli.validate.languages import normalize_language
 from discriminator_cli.validate.report import Report
 
 VIDEO_CODECS = frozenset({"avc1", "avc3", "hvc1", "hev1", "av01", "vp09"})
