@@ -28,8 +28,8 @@ from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities, to
 from discriminator_cli.x264 import AudioJob, RungJob, build_pass_argv
 
 VIDEO_EXTENSIONS = (".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".ts")
-# Bump when the argv layout changes in a way that changes the encoded bytes.
-CACHE_FORMAT = 1
+# Bump when the encoded bytes or the cached measurements (peak definition) change.
+CACHE_FORMAT = 2
 
 
 @dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffprobe_path
+from discriminator_cli.validate.media import Segment, peak_bitrate
 
 
 @dataclass(frozen=True)
@@ -62,19 +63,15 @@ def measure_stream(path: Path, *, kind: str, segment_seconds: float,
 
 def _peak_bitrate(times: list[float], sizes: list[int], start: float, window: float,
                   total: float) -> int:
-    """The highest bits/s over fixed segment windows. A final window shorter than half a
-    segment is merged into the one before it (a few frames over a few milliseconds say nothing
-    about a player's need); with every byte and second counted once, peak >= average."""
+    """Cut the packets into segment-long windows and take the RFC 8216 peak over them, the
+    same definition `validate` checks and `encode` declares in HLS BANDWIDTH."""
     if not sizes:
         return 0
     buckets: dict[int, int] = {}
     for when, size in zip(times, sizes, strict=True):
         index = int((when - start + 1e-6) // window)
         buckets[index] = buckets.get(index, 0) + size
-    lengths = {index: window for index in buckets}
-    last = max(buckets)
-    lengths[last] = max(total - last * window, 1e-3)
-    if last > 0 and lengths[last] < window / 2 and last - 1 in buckets:
-        buckets[last - 1] += buckets.pop(last)
-        lengths[last - 1] += lengths.pop(last)
-    return round(max(buckets[i] * 8 / lengths[i] for i in buckets))
+    segments = [Segment(offset=0, size=buckets[index], start=index * window,
+                        duration=min(window, max(total - index * window, 1e-3)))
+                for index in sorted(buckets)]
+    return round(peak_bitrate(segments, window))
