@@ -9,6 +9,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,7 +161,7 @@ class _StageTimer:
         self.timings: dict[str, float] = {}
 
     @contextlib.contextmanager
-    def __call__(self, name: str):  # type: ignore[no-untyped-def]
+    def __call__(self, name: str) -> Iterator[None]:
         start = time.perf_counter()
         try:
             yield
