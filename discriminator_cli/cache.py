@@ -1,8 +1,8 @@
-"""The cache directory, content hashes, and atomic writes into the cache.
+"""The cache directory, content hashes and per-key locks.
 
-Cache entries are written to a temporary file beside their final name and published with
-os.replace, so concurrent runs never see (or leave) a half-written entry; a per-key lock file
-lets a second run wait for the first instead of doing the same work twice.
+Cache entries are written with publish.py's write-then-rename helpers, so concurrent runs never
+see (or leave) a half-written entry; a per-key lock file lets a second run wait for the first
+instead of doing the same work twice.
 """
 
 from __future__ import annotations
@@ -12,10 +12,11 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from discriminator_cli.publish import atomic_write_text
 
 ENV_CACHE_DIR = "DISCRIMINATOR_CACHE_DIR"
 _HASH_CHUNK = 1 << 20
@@ -40,8 +41,10 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def content_hash(path: Path, root: Path) -> str:
-    """sha256 of a file, memoised by (path, size, mtime, inode) so big sources hash once."""
+def content_hash(path: Path, root: Path, *, remember: bool = True) -> str:
+    """sha256 of a file, memoised by (path, size, mtime, inode) so big sources hash once.
+
+    `remember=False` (a dry run) reads the memo but writes nothing."""
     stat = path.stat()
     memo_key = hashlib.sha256(
         f"{path.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}".encode()).hexdigest()
@@ -51,7 +54,8 @@ def content_hash(path: Path, root: Path) -> str:
         if len(cached) == 64:
             return cached
     value = file_sha256(path)
-    atomic_write_text(memo, value)
+    if remember:
+        atomic_write_text(memo, value)
     return value
 
 
@@ -59,20 +63,6 @@ def key_of(parts: dict[str, Any]) -> str:
     """A stable key for a dict of settings."""
     blob = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide e.g. a clip's sidecar from others
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 @contextlib.contextmanager

@@ -72,3 +72,16 @@ class ValidationFailedError(DiscriminatorError):
     """A package failed validation (used when another command validates what it made)."""
 
     exit_code = 1
+
+
+class QuantizationRefusedError(DiscriminatorError):
+    """A quantised model is too far from fp32 on held-out frames; nothing was written.
+
+    `report` carries the measurements (a lipsync.quantize.QuantizeReport)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, report: object, hint: str | None = None,
+                 path: Path | str | None = None):
+        super().__init__(message, hint=hint, path=path)
+        self.report = report

@@ -1,21 +1,62 @@
 """Publish by rename: work happens in a temporary sibling of the destination.
 
-A crash or Ctrl-C leaves the destination exactly as it was (the temporary sibling is removed);
-only a complete result is moved into place.
+The one write-then-rename mechanism of the toolkit: packages (directories), clips, sidecars,
+cache entries and reports are all written beside their final name and moved into place with a
+rename, so a crash or Ctrl-C leaves the destination exactly as it was and no reader ever sees a
+half-written file. Without `force`, the destination's existence is checked again at publish
+time under a lock, so two runs racing for one output cannot both "win".
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from discriminator_cli.errors import OutputExistsError
+from discriminator_cli.errors import BadInputError, OutputExistsError
 
 STAGING_PREFIX = ".staging-"
+_PUBLISHED_MODE = 0o644   # mkstemp's 0600 would hide a clip, sidecar or cache entry from others
+_PUBLISHED_DIR_MODE = 0o755
+
+
+def check_writable_parent(destination: Path, *, what: str = "output") -> None:
+    """Fail before any work when the destination's folder cannot be written."""
+    parent = destination.absolute().parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"cannot create the {what} here: {existing} is not a folder",
+                            path=destination, hint="choose another --out")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(f"cannot write the {what}: {existing} is not writable",
+                            path=destination,
+                            hint="choose a writable --out, or fix the folder's permissions")
+
+
+@contextlib.contextmanager
+def _publish_lock(destination: Path) -> Iterator[None]:
+    """Serialises the final existence check + rename of one destination across processes."""
+    lock = destination.parent / f"{STAGING_PREFIX}{destination.name}.lock"
+    with open(lock, "a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+
+
+def _refuse_existing(destination: Path, kind: str, flag: str) -> None:
+    raise OutputExistsError(f"output {kind} already exists", path=destination,
+                            hint=f"pass --force to replace it, or choose another {flag}")
 
 
 @contextlib.contextmanager
@@ -23,20 +64,22 @@ def staged_directory(destination: Path, *, force: bool = False) -> Iterator[Path
     """Yield an empty staging directory; on clean exit it replaces `destination`."""
     destination = destination.absolute()
     if destination.exists() and not force:
-        raise OutputExistsError("output directory already exists", path=destination,
-                                hint="pass --force to replace it, or choose another --out")
+        _refuse_existing(destination, "directory", "--out")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{destination.name}.",
                                     dir=destination.parent))
     try:
         yield staging
-        _replace_directory(staging, destination)
+        os.chmod(staging, _PUBLISHED_DIR_MODE)  # mkdtemp makes 0700
+        with _publish_lock(destination):
+            if destination.exists() and not force:
+                _refuse_existing(destination, "directory", "--out")
+            _replace_directory(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 def _replace_directory(staging: Path, destination: Path) -> None:
-    os.chmod(staging, 0o755)  # mkdtemp makes 0700; a published package must be readable
     if not destination.exists():
         os.rename(staging, destination)
         return
@@ -53,21 +96,54 @@ def _replace_directory(staging: Path, destination: Path) -> None:
 
 
 @contextlib.contextmanager
-def staged_file(destination: Path, *, force: bool = False) -> Iterator[Path]:
+def staged_file(destination: Path, *, force: bool = False, flag: str = "-o") -> Iterator[Path]:
     """Yield a temporary path beside `destination`; on clean exit it is renamed into place."""
     destination = destination.absolute()
     if destination.exists() and not force:
-        raise OutputExistsError("output file already exists", path=destination,
-                                hint="pass --force to replace it, or choose another -o")
+        _refuse_existing(destination, "file", flag)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{STAGING_PREFIX}", suffix=destination.suffix,
+    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=destination.suffix,
                                dir=destination.parent)
     os.close(fd)
     staging = Path(tmp)
     try:
         yield staging
-        os.chmod(staging, 0o644)
-        os.replace(staging, destination)
+        os.chmod(staging, _PUBLISHED_MODE)
+        if force:
+            os.replace(staging, destination)
+        else:
+            with _publish_lock(destination):
+                if destination.exists():
+                    _refuse_existing(destination, "file", flag)
+                os.replace(staging, destination)
     finally:
         with contextlib.suppress(FileNotFoundError):
             staging.unlink()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small text file (cache metadata, memos) by rename, replacing any old one."""
+    with staged_file(path, force=True) as staging:
+        staging.write_text(text, encoding="utf-8")
+
+
+def publish_file(produced: Path, destination: Path) -> None:
+    """Move a finished file (made in a work folder) into place, replacing any old one."""
+    with staged_file(destination, force=True) as staging:
+        shutil.move(produced, staging)
+
+
+def explain_disk_full(exc: OSError, destination: Path, needed_bytes: int | None = None) -> None:
+    """Turn ENOSPC/EDQUOT into a one-line BadInputError naming the destination and the space."""
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+        return
+    where = destination.absolute()
+    probe = where if where.exists() else where.parent
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    need = f"about {needed_bytes / 1e6:.0f} MB needed, " if needed_bytes else ""
+    raise BadInputError(f"disk full while writing ({need}{free / 1e6:.0f} MB free)",
+                        path=destination,
+                        hint="free some space or choose another --out; nothing was "
+                             "published") from exc

@@ -130,6 +130,11 @@ class CommandRunner:
                                   returncode=proc.returncode, stderr=stream.stderr_text(),
                                   hint=hint, path=path)
 
+    def note(self, text: str) -> None:
+        """Under --dry-run, say why a command that would normally run is not in the listing."""
+        if self.dry_run and self.echo:
+            self.echo(f"# {text}")
+
     def _run_simple(self, args: list[str], *, what: str, cwd: Path | None,
                     path: Path | str | None, hint: str | None,
                     env: dict[str, str] | None, check: bool = True) -> RunResult:
@@ -197,7 +202,3 @@ class StreamingProcess:
                 return None  # a partial last frame: the stream was cut short
             data += more
         return data
-
-
-def format_argv(argv: Sequence[str | os.PathLike[str]]) -> str:
-    return shlex.join(os.fspath(a) for a in argv)

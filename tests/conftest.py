@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from discriminator_cli.encode import EncodeOptions, encode_source
-from discriminator_cli.presets import load_preset
-from discriminator_cli.samples import generate_sample
+from discriminator_cli.encode.presets import load_preset
+from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.tools import find_bento4
 
 # Long enough for the playback tests (play >= 4 s, seek to the middle) and for several GOPs.

@@ -10,10 +10,10 @@ import pytest
 from lxml import etree
 
 from discriminator_cli.encode import EncodeOptions, encode_source
+from discriminator_cli.encode.presets import load_preset
+from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.errors import OutputExistsError, ValidationFailedError
-from discriminator_cli.presets import load_preset
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import generate_sample
 from discriminator_cli.tools import ffmpeg_path
 from tests.helpers import keyframe_indices, video_stream
 
@@ -33,7 +33,10 @@ def _options(out: Path, cache: Path, **kwargs: object) -> EncodeOptions:
 
 
 def _ffmpeg_runs(runner: CommandRunner) -> list[list[str]]:
-    return [argv for argv in runner.history if argv[0] == ffmpeg_path()]
+    """The encodes this runner ran (capability and version probes left out)."""
+    probes = {"-encoders", "-filters", "-version"}
+    return [argv for argv in runner.history
+            if argv[0] == ffmpeg_path() and not probes.intersection(argv)]
 
 
 def test_cache_hit_does_no_ffmpeg_run_and_one_rung_change_reencodes_one(
@@ -230,7 +233,7 @@ def test_quality_adds_psnr_and_ssim_per_rung(tiny_source: Path, tmp_path: Path) 
 def test_package_failing_validation_is_not_published(tiny_source: Path, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """encode validates the staged package; a broken one never reaches media/."""
-    import discriminator_cli.encode as encode_module
+    import discriminator_cli.encode.job as encode_module
 
     real_package = encode_module.package
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import generate_sample
 from discriminator_cli.tools import ffmpeg_path
 
 TINY = str(Path(__file__).parent / "data" / "tiny.toml")

@@ -126,7 +126,7 @@ def _playlist_peak(playlist: Path) -> float:
 
 def test_average_bitrate_close_to_target(any_package: Path) -> None:
     """Two-pass CBR settles on the target: within 3 % over the 8 s sample."""
-    from discriminator_cli.measure import measure_stream
+    from discriminator_cli.encode.measure import measure_stream
 
     targets = {(640, 360): 800_000, (320, 180): 300_000}
     for path in _video_files(any_package):
@@ -140,7 +140,7 @@ def test_average_bitrate_close_to_target(any_package: Path) -> None:
 def test_bandwidth_is_the_rfc_peak_including_the_final_segment(any_package: Path) -> None:
     """Packagers leave the short last segment out of BANDWIDTH; encode declares the real peak
     (every run of segments lasting 0.5-1.5 target durations, RFC 8216)."""
-    from discriminator_cli.hls_bandwidth import playlist_peak
+    from discriminator_cli.encode.hls_fixes import playlist_peak
 
     lines = (any_package / "master.m3u8").read_text().splitlines()
     audio_uri = next(attributes(x)["URI"] for x in lines if x.startswith("#EXT-X-MEDIA:"))

@@ -181,10 +181,11 @@ def test_many_faces_one_model(workdir: Path, engine, tmp_path: Path) -> None:  #
     faces = [workdir / "astronaut.png", workdir / "astronaut.jpg"]
     shutil.copy(workdir / "gray.png", tmp_path / "gray.png")
     faces.append(tmp_path / "gray.png")
-    results, failures = lipsync_many(engine, [*faces[:1], faces[2]], SPEECH,
-                                     tmp_path / "clips", LbpDetector(), LipSyncOptions())
+    outcome = lipsync_many(engine, [*faces[:1], faces[2]], SPEECH,
+                           tmp_path / "clips", LbpDetector(), LipSyncOptions())
+    results, failures = outcome.results, outcome.failures
     assert [r.output.name for r in results] == ["astronaut.mp4"]
-    assert [f.face.name for f in failures] == ["gray.png"]
+    assert [f.path.name for f in failures] == ["gray.png"]
     assert "no face found" in failures[0].error.one_line()
     assert not (tmp_path / "clips" / "gray.mp4").exists()
 

@@ -9,6 +9,7 @@ import pytest
 pytest.importorskip("torch")
 pytestmark = pytest.mark.lipsync
 
+from discriminator_cli.batch import Failure  # noqa: E402
 from discriminator_cli.lipsync import batch  # noqa: E402
 from discriminator_cli.lipsync.faces import FixedBox  # noqa: E402
 from discriminator_cli.lipsync.pipeline import LipSyncOptions  # noqa: E402
@@ -58,9 +59,9 @@ def test_a_growing_file_waits_until_its_size_settles(tmp_path: Path,
         return poll["n"] > 6
 
     monkeypatch.setattr(batch, "lipsync_clip", fake_clip)
-    failures: list[batch.Failure] = []
+    failures: list[Failure] = []
     batch.watch_folder(None, inbox, tmp_path / "a.wav", tmp_path / "out",  # type: ignore[arg-type]
                        FixedBox((0, 0, 8, 8)), LipSyncOptions(), on_clip=lambda r: None,
                        on_failure=failures.append, should_stop=should_stop, poll_seconds=0.0)
     assert taken == [(4, 40)]  # once, complete, at the first poll that saw no change
-    assert [f.face.name for f in failures] == ["viewer.jpg"]
+    assert [f.path.name for f in failures] == ["viewer.jpg"]

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from discriminator_cli.encode.presets import available_presets, load_preset, parse_bitrate
 from discriminator_cli.errors import PresetError
-from discriminator_cli.presets import available_presets, load_preset, parse_bitrate
 
 DOC = load_preset("documentary")
 
@@ -31,7 +31,7 @@ def test_parse_bitrate(text: str | int, value: int) -> None:
 
 
 def _preset_text(**replace: str) -> str:
-    from discriminator_cli.presets import preset_text
+    from discriminator_cli.encode.presets import preset_text
 
     text = preset_text("small")
     for old, new in replace.items():

@@ -11,11 +11,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from discriminator_cli.cli.app import main  # noqa: E402
+from discriminator_cli.errors import QuantizationRefusedError  # noqa: E402
 from discriminator_cli.lipsync import int8 as int8_module  # noqa: E402
 from discriminator_cli.lipsync.engine import load_engine  # noqa: E402
 from discriminator_cli.lipsync.precision import psnr  # noqa: E402
 from discriminator_cli.lipsync.quantize import (  # noqa: E402
-    QuantizationRefusedError,
     calibration_inputs,
     load_face_image,
     quantize_checkpoint,

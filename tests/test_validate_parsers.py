@@ -9,16 +9,12 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from discriminator_cli.bitrate import Segment, bucket_holds, peak_bitrate, required_bandwidth
 from discriminator_cli.languages import normalize_language
+from discriminator_cli.package_layout import parse_iso_duration as parse_duration
 from discriminator_cli.validate.checks import unaligned_at
-from discriminator_cli.validate.dash import parse_duration, parse_frame_rate, q, where
+from discriminator_cli.validate.dash import parse_frame_rate, q, where
 from discriminator_cli.validate.hls_syntax import check_syntax, check_version, scan
-from discriminator_cli.validate.media import (
-    Segment,
-    bucket_holds,
-    peak_bitrate,
-    required_bandwidth,
-)
 from discriminator_cli.validate.report import Report
 
 PLAYLIST = Path("x.m3u8")
@@ -142,7 +138,7 @@ def test_normalize_language(tag: str | None, code: str | None) -> None:
 def segments(sizes: list[int], durations: list[float]) -> list[Segment]:
     out, start = [], 0.0
     for size, duration in zip(sizes, durations, strict=True):
-        out.append(Segment(0, size, start, duration))
+        out.append(Segment(size, start, duration))
         start += duration
     return out
 

@@ -11,7 +11,7 @@ import struct
 from collections.abc import Callable
 from pathlib import Path
 
-from discriminator_cli.packaging import PackageInput, package
+from discriminator_cli.encode.packaging import PackageInput, package
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path
 

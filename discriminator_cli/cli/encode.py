@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated
 
@@ -10,17 +9,11 @@ import typer
 from rich.table import Table
 
 from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
-from discriminator_cli.cli.output import err_console, info, print_json, warn
+from discriminator_cli.cli.output import err_console, finish_batch, info, print_json, warn
 from discriminator_cli.cli.progress import RichProgress
-from discriminator_cli.encode import (
-    EncodeOptions,
-    EncodeResult,
-    default_out_dir,
-    encode_source,
-    find_sources,
-)
-from discriminator_cli.errors import BadInputError, DiscriminatorError
-from discriminator_cli.presets import load_preset
+from discriminator_cli.encode import EncodeOptions, EncodeResult, encode_many, plan_sources
+from discriminator_cli.encode.presets import load_preset
+from discriminator_cli.errors import BadInputError
 from discriminator_cli.runner import CommandRunner
 
 
@@ -67,55 +60,22 @@ def encode(
     dry_run: DryRunOption = False,
 ) -> None:
     """Encode a two-pass x264 ladder and package it as DASH (on-demand) + HLS into media/NAME/."""
-    paths = find_sources(sources)
-    if out is not None and len(paths) > 1:
-        raise BadInputError("--out names one package but several sources were given",
-                            hint="drop --out (each source goes to media/NAME) or pass one source")
-    names = [p.stem for p in paths]
-    if len(set(names)) != len(names):
-        raise BadInputError("two sources share a name", hint="rename one; packages are "
-                            "media/NAME")
-    chosen = load_preset(preset)
-    extra_audio = _parse_audio(audio or [])
+    outputs = plan_sources(sources, out=out, media_root=media_root)
+    options = EncodeOptions(preset=load_preset(preset), out_dir=media_root,
+                            language=language, extra_audio=_parse_audio(audio or []),
+                            packager=packager, force=force, quality=quality,
+                            validate=validate, cache_dir=cache_dir)
     runner = CommandRunner(dry_run=dry_run, echo=print)
-
-    def options_for(path: Path) -> EncodeOptions:
-        return EncodeOptions(preset=chosen, out_dir=out or default_out_dir(path, media_root),
-                             language=language, extra_audio=extra_audio, packager=packager,
-                             force=force, quality=quality, validate=validate,
-                             cache_dir=cache_dir)
-
-    show_bars = not (quiet or json_output or dry_run)
-    results: list[EncodeResult] = []
-    failures: list[tuple[Path, DiscriminatorError]] = []
-    with RichProgress(enabled=show_bars) as bars:
-        def run_one(path: Path) -> EncodeResult:
-            return encode_source(path, options_for(path), runner=runner,
-                                 progress=bars.child(f"{path.stem}: "))
-
-        if len(paths) == 1:
-            results.append(run_one(paths[0]))
-        else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
-                futures = {path: pool.submit(run_one, path) for path in paths}
-                for path, future in futures.items():
-                    try:
-                        results.append(future.result())
-                    except DiscriminatorError as exc:
-                        failures.append((path, exc))
+    with RichProgress(enabled=not (quiet or json_output or dry_run)) as bars:
+        outcome = encode_many(outputs, options, jobs=jobs, runner=runner,
+                              progress_for=lambda path: bars.child(f"{path.stem}: "))
     if json_output:
-        print_json({"results": [r.as_dict() for r in results],
-                    "failures": [{"source": str(p), "error": e.one_line()} for p, e in failures]})
+        print_json({"results": [r.as_dict() for r in outcome.results],
+                    "failures": [f.as_dict() for f in outcome.failures]})
     elif not dry_run:
-        for result in results:
+        for result in outcome.results:
             _print_result(result, quiet=quiet)
-    for _path, exc in failures:
-        err_console.print(f"[red]error:[/red] {exc.one_line()}", soft_wrap=True)
-    if failures:
-        if not json_output:
-            err_console.print(f"{len(failures)} of {len(paths)} sources failed; the others "
-                              "were published")
-        raise typer.Exit(max(e.exit_code for _, e in failures))
+    finish_batch(outcome, noun="sources", json_output=json_output)
 
 
 def _print_result(result: EncodeResult, *, quiet: bool) -> None:

@@ -8,14 +8,14 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from discriminator_cli.batch import BatchOutcome, Failure
 from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
-from discriminator_cli.cli.output import err_console, info, print_json
+from discriminator_cli.cli.output import err_console, finish_batch, info, print_json
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.runner import CommandRunner
 
 if TYPE_CHECKING:  # the lip-sync modules import torch: only inside the command at run time
-    from discriminator_cli.lipsync.batch import Failure
     from discriminator_cli.lipsync.engine import LipSyncEngine
     from discriminator_cli.lipsync.faces import FaceDetector
     from discriminator_cli.lipsync.pipeline import ClipResult, LipSyncOptions
@@ -116,22 +116,19 @@ def lipsync(
 
     with RichProgress(enabled=not (quiet or json_output or dry_run)) as bars:
         if output is not None:
-            results = [lipsync_clip(engine, faces[0], audio, output, chosen, options,
-                                    runner=runner, progress=bars)]
-            failures: list[Failure] = []
+            outcome: BatchOutcome[ClipResult] = BatchOutcome(
+                [lipsync_clip(engine, faces[0], audio, output, chosen, options,
+                              runner=runner, progress=bars)])
         else:
-            results, failures = lipsync_many(engine, faces, audio, out_dir, chosen, options,
-                                             runner=runner, progress=bars)
+            outcome = lipsync_many(engine, faces, audio, out_dir, chosen, options,
+                                   runner=runner, progress=bars)
     if json_output:
-        print_json({"clips": [r.as_dict() for r in results],
-                    "failures": [f.as_dict() for f in failures]})
+        print_json({"clips": [r.as_dict() for r in outcome.results],
+                    "failures": [f.as_dict() for f in outcome.failures]})
     elif not dry_run:
-        for result in results:
+        for result in outcome.results:
             _report_clip(result, quiet=quiet)
-    for failure in failures:
-        err_console.print(f"[red]error:[/red] {failure.error.one_line()}", soft_wrap=True)
-    if failures:
-        raise typer.Exit(max(f.error.exit_code for f in failures))
+    finish_batch(outcome, noun="faces", json_output=json_output)
 
 
 def _report_clip(result: ClipResult, *, quiet: bool) -> None:

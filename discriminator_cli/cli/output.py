@@ -6,7 +6,10 @@ import json
 import sys
 from typing import Any
 
+import typer
 from rich.console import Console
+
+from discriminator_cli.batch import BatchOutcome
 
 # Progress bars and messages go to stderr so that `--json` stdout stays machine-readable.
 err_console = Console(stderr=True, highlight=False)
@@ -25,3 +28,15 @@ def info(message: str, *, quiet: bool = False) -> None:
 
 def warn(message: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {message}")
+
+
+def finish_batch(outcome: BatchOutcome[Any], *, noun: str, json_output: bool) -> None:
+    """Report a batch's failures ("N of M failed") and exit with the worst failure's code."""
+    for failure in outcome.failures:
+        err_console.print(f"[red]error:[/red] {failure.error.one_line()}", soft_wrap=True)
+    if not outcome.failures:
+        return
+    if not json_output:
+        err_console.print(f"{len(outcome.failures)} of {outcome.total} {noun} failed; the "
+                          "others were published")
+    raise typer.Exit(outcome.exit_code)

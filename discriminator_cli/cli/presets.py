@@ -9,7 +9,7 @@ from rich.table import Table
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import out_console, print_json
-from discriminator_cli.presets import available_presets, load_preset, preset_text
+from discriminator_cli.encode.presets import available_presets, load_preset, preset_text
 
 presets_app = typer.Typer(help="List and show encoding presets (TOML files).",
                           no_args_is_help=True)

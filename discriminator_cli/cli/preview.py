@@ -15,7 +15,7 @@ from rich.table import Table
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, out_console, print_json, warn
 from discriminator_cli.errors import BadInputError, ValidationFailedError
-from discriminator_cli.preview.declared import DASH_MANIFEST, HLS_MANIFEST
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.preview.playback import DEFAULT_PLAYERS, PlaybackReport, check_playback
 from discriminator_cli.preview.players import require_node_modules
 from discriminator_cli.preview.server import DEFAULT_HOST, DEFAULT_PORT, PreviewServer
@@ -52,8 +52,8 @@ def preview(
     if not package.is_dir():
         raise BadInputError("not a directory", path=package,
                             hint="pass a package directory made by `discriminator encode`")
-    if not ((package / DASH_MANIFEST).is_file() or (package / HLS_MANIFEST).is_file()):
-        raise BadInputError(f"neither {DASH_MANIFEST} nor {HLS_MANIFEST} here", path=package,
+    if not ((package / MPD_NAME).is_file() or (package / HLS_MASTER_NAME).is_file()):
+        raise BadInputError(f"neither {MPD_NAME} nor {HLS_MASTER_NAME} here", path=package,
                             hint="pass a package directory made by `discriminator encode`")
     if check:
         _check(package, tuple(player or DEFAULT_PLAYERS), json_output)

@@ -9,6 +9,7 @@ import typer
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, print_json
+from discriminator_cli.errors import QuantizationRefusedError
 
 WHAT = "discriminator quantize"
 
@@ -44,11 +45,7 @@ def quantize(
     require_lipsync_extra(WHAT)
     with lipsync_imports(WHAT):
         from discriminator_cli.lipsync.faces import parse_box
-        from discriminator_cli.lipsync.quantize import (
-            QuantizationRefusedError,
-            calibration_inputs,
-            quantize_checkpoint,
-        )
+        from discriminator_cli.lipsync.quantize import calibration_inputs, quantize_checkpoint
     mels, face, info = calibration_inputs(calibration_audio, calibration_face,
                                           box=parse_box(calibration_box) if calibration_box
                                           else None, cache_dir=cache_dir)
@@ -63,7 +60,7 @@ def quantize(
                                      calibration_info=info)
     except QuantizationRefusedError as exc:
         if json_output:
-            print_json(exc.report.as_dict())
+            print_json(exc.report.as_dict())  # type: ignore[attr-defined]  # a QuantizeReport
         raise
     if json_output:
         print_json(report.as_dict())

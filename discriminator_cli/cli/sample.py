@@ -9,9 +9,8 @@ import typer
 
 from discriminator_cli.cli.options import DryRunOption, JsonOption
 from discriminator_cli.cli.output import info, print_json
-from discriminator_cli.errors import BadInputError, OutputExistsError
+from discriminator_cli.encode.samples import generate_sample, parse_size
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import SAMPLE_CODECS, generate_sample
 
 
 def register(app: typer.Typer) -> None:
@@ -32,19 +31,10 @@ def sample(
     dry_run: DryRunOption = False,
 ) -> None:
     """Generate a sample source video, e.g. raw/sample.mov for `make demo`."""
-    width, _, height = size.partition("x")
-    if not (width.isdigit() and height.isdigit() and int(width) % 2 == 0
-            and int(height) % 2 == 0):
-        raise BadInputError(f"--size {size!r} is not WIDTHxHEIGHT with even numbers",
-                            hint="e.g. --size 1920x1080")
-    if codec not in SAMPLE_CODECS:
-        raise BadInputError(f"--codec {codec!r} is not one of {', '.join(SAMPLE_CODECS)}",
-                            hint="use --codec h264 or --codec prores")
-    if out.exists() and not force:
-        raise OutputExistsError("file already exists", path=out, hint="pass --force")
+    width, height = parse_size(size)
     runner = CommandRunner(dry_run=dry_run, echo=print)
-    generate_sample(out, runner=runner, seconds=seconds, width=int(width), height=int(height),
-                    fps=fps, audio=audio, codec=codec)
+    generate_sample(out, runner=runner, seconds=seconds, width=width, height=height,
+                    fps=fps, audio=audio, codec=codec, force=force)
     if dry_run:
         return
     if json_output:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
+from discriminator_cli.batch import BatchOutcome, Failure, require_unique_stems
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.lipsync.engine import LipSyncEngine
 from discriminator_cli.lipsync.faces import FaceDetector
@@ -19,15 +19,6 @@ from discriminator_cli.runner import CommandRunner
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 WATCH_POLL_SECONDS = 0.25
-
-
-@dataclass
-class Failure:
-    face: Path
-    error: DiscriminatorError
-
-    def as_dict(self) -> dict[str, str]:
-        return {"face": str(self.face), "error": self.error.one_line()}
 
 
 def faces_in(folder: Path) -> list[Path]:
@@ -49,21 +40,19 @@ def output_for(face: Path, out_dir: Path) -> Path:
 def lipsync_many(engine: LipSyncEngine, faces: Iterable[Path], audio: Path, out_dir: Path,
                  detector: FaceDetector, options: LipSyncOptions, *,
                  runner: CommandRunner | None = None,
-                 progress: ProgressSink | None = None) -> tuple[list[ClipResult], list[Failure]]:
+                 progress: ProgressSink | None = None) -> BatchOutcome[ClipResult]:
     """One clip per face into out_dir/<face stem>.mp4; a bad face does not stop the others."""
     faces = list(faces)
-    stems = [f.stem for f in faces]
-    if len(set(stems)) != len(stems):
-        raise BadInputError("two faces share a file name", hint="rename one: clips are "
-                            "named after the face file")
-    results, failures = [], []
+    require_unique_stems(faces, what="faces", named="OUT_DIR/NAME.mp4")
+    outcome: BatchOutcome[ClipResult] = BatchOutcome()
     for face in faces:
         try:
-            results.append(lipsync_clip(engine, face, audio, output_for(face, out_dir),
-                                        detector, options, runner=runner, progress=progress))
+            outcome.results.append(lipsync_clip(engine, face, audio, output_for(face, out_dir),
+                                                detector, options, runner=runner,
+                                                progress=progress))
         except DiscriminatorError as exc:
-            failures.append(Failure(face, exc))
-    return results, failures
+            outcome.failures.append(Failure(face, exc, role="face"))
+    return outcome
 
 
 def watch_folder(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path,
@@ -110,7 +99,7 @@ def watch_folder(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path
                 result = lipsync_clip(engine, face, audio, output, detector,
                                       _forcing(options), runner=runner)
             except DiscriminatorError as exc:
-                on_failure(Failure(face, exc))
+                on_failure(Failure(face, exc, role="face"))
                 continue
             made += 1
             on_clip(result)

@@ -9,17 +9,14 @@ lock makes a second concurrent run wait for the first instead of decoding the au
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from discriminator_cli.cache import atomic_write_text, cache_root, content_hash, key_of, locked
+from discriminator_cli.cache import cache_root, content_hash, key_of, locked
 from discriminator_cli.lipsync.audio import (
     DEFAULT_MEL_PARAMS,
     MelParams,
@@ -27,6 +24,7 @@ from discriminator_cli.lipsync.audio import (
     load_audio,
     melspectrogram,
 )
+from discriminator_cli.publish import atomic_write_text, staged_file
 from discriminator_cli.runner import CommandRunner
 
 # Bump when the front end's output changes for the same parameters (invalidates old entries).
@@ -68,10 +66,6 @@ class MelEntry:
             data["fps"] = self.fps
             data["frames"] = self.frames
         return data
-
-
-def mel_cache_dir(cache_dir: Path | str | None = None) -> Path:
-    return cache_root(cache_dir) / MEL_SUBDIR
 
 
 def get_or_compute_mel(audio_path: Path | str, cache_dir: Path | str | None = None, *,
@@ -140,13 +134,5 @@ def _compute_entry(directory: Path, key: str, audio_path: Path, audio_sha: str,
 
 
 def _atomic_save_npy(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.save(handle, array, allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    with staged_file(path, force=True) as staging, open(staging, "wb") as handle:
+        np.save(handle, array, allow_pickle=False)

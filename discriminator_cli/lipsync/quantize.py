@@ -20,7 +20,7 @@ import torch
 
 from discriminator_cli import __version__
 from discriminator_cli.cache import file_sha256
-from discriminator_cli.errors import BadInputError, DiscriminatorError
+from discriminator_cli.errors import BadInputError, QuantizationRefusedError
 from discriminator_cli.lipsync.audio import mel_windows
 from discriminator_cli.lipsync.checkpoint import load_wav2lip, read_checkpoint
 from discriminator_cli.lipsync.engine import faces_to_input, output_to_faces
@@ -58,18 +58,12 @@ class QuantizeReport:
         return data
 
 
-class QuantizationRefusedError(DiscriminatorError):
-    """int8 is too far from fp32 on the held-out frames; nothing was written."""
-
-    exit_code = 1
-
-    def __init__(self, report: QuantizeReport):
-        super().__init__(
-            f"int8 PSNR vs fp32 on {report.heldout_frames} held-out frames is "
-            f"{report.psnr_db:.1f} dB, below the {report.threshold_db:g} dB threshold; "
-            "nothing written", path=report.output,
-            hint="use --precision bf16 instead, or pass --force to write it anyway")
-        self.report = report
+def refusal(report: QuantizeReport) -> QuantizationRefusedError:
+    return QuantizationRefusedError(
+        f"int8 PSNR vs fp32 on {report.heldout_frames} held-out frames is "
+        f"{report.psnr_db:.1f} dB, below the {report.threshold_db:g} dB threshold; "
+        "nothing written", path=report.output, report=report,
+        hint="use --precision bf16 instead, or pass --force to write it anyway")
 
 
 def load_face_image(image_path: Path | str, *, box: tuple[int, int, int, int] | None = None,
@@ -140,7 +134,7 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
                             checkpoint_path.stat().st_size, 0, 0.0, calibration_info or {})
     if score < threshold_db and not force:
         report.seconds = round(time.monotonic() - started, 2)
-        raise QuantizationRefusedError(report)
+        raise refusal(report)
     with staged_file(output, force=True) as staging:
         torch.save(state, staging)
     report.written = True

@@ -13,10 +13,7 @@ import m3u8
 from lxml import etree
 
 from discriminator_cli.errors import BadInputError
-
-DASH_NS = "{urn:mpeg:dash:schema:mpd:2011}"
-DASH_MANIFEST = "stream.mpd"
-HLS_MANIFEST = "master.m3u8"
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME, dash_tag, parse_iso_duration
 
 
 @dataclass(frozen=True, order=True)
@@ -41,33 +38,16 @@ class DeclaredManifest:
         return data
 
 
-def _iso_duration_seconds(text: str | None) -> float | None:
-    """PT1H2M3.5S -> seconds (the forms packagers write; no years or months)."""
-    if not text or not text.startswith("PT"):
-        return None
-    seconds, number = 0.0, ""
-    for char in text[2:]:
-        if char.isdigit() or char == ".":
-            number += char
-            continue
-        unit = {"H": 3600.0, "M": 60.0, "S": 1.0}.get(char)
-        if unit is None or not number:
-            return None
-        seconds += float(number) * unit
-        number = ""
-    return seconds
-
-
 def read_dash(path: Path) -> DeclaredManifest:
     try:
         root = etree.parse(str(path)).getroot()
     except (OSError, etree.XMLSyntaxError) as exc:
         raise BadInputError(f"cannot read the MPD: {exc}", path=path) from exc
     declared = DeclaredManifest("dash", path,
-                                duration=_iso_duration_seconds(
+                                duration=parse_iso_duration(
                                     root.get("mediaPresentationDuration")))
-    for adaptation in root.iter(f"{DASH_NS}AdaptationSet"):
-        representations = adaptation.findall(f"{DASH_NS}Representation")
+    for adaptation in root.iter(dash_tag("AdaptationSet")):
+        representations = adaptation.findall(dash_tag("Representation"))
         kind = adaptation.get("contentType") or (
             adaptation.get("mimeType") or representations[0].get("mimeType", "")
             if representations else "").split("/")[0]
@@ -110,7 +90,7 @@ def read_hls(path: Path) -> DeclaredManifest:
 
 
 def read_declared(package_dir: Path, kind: str) -> DeclaredManifest:
-    name = DASH_MANIFEST if kind == "dash" else HLS_MANIFEST
+    name = MPD_NAME if kind == "dash" else HLS_MASTER_NAME
     path = package_dir / name
     if not path.is_file():
         raise BadInputError(f"no {name} in the package", path=package_dir,

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from discriminator_cli.errors import BadInputError
-from discriminator_cli.preview.declared import DASH_MANIFEST, HLS_MANIFEST
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.preview.files import (
     Forbidden,
     RangeNotSatisfiable,
@@ -225,7 +225,7 @@ class PreviewHTTPServer(ThreadingHTTPServer):
     def config(self) -> dict[str, Any]:
         """What the page needs: the manifests present and the player bundle URLs."""
         manifests = {kind: MEDIA_URL_PREFIX + name
-                     for kind, name in (("dash", DASH_MANIFEST), ("hls", HLS_MANIFEST))
+                     for kind, name in (("dash", MPD_NAME), ("hls", HLS_MASTER_NAME))
                      if (self.package_dir / name).is_file()}
         players = {key: lib.url for key, lib in PLAYER_LIBRARIES.items()
                    if lib.url in self.player_files}

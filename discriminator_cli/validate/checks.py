@@ -5,8 +5,9 @@ from __future__ import annotations
 from fractions import Fraction
 from pathlib import Path
 
+from discriminator_cli.bitrate import Segment, peak_bitrate
 from discriminator_cli.languages import UNDETERMINED, normalize_language
-from discriminator_cli.validate.media import MediaCache, MediaInfo, Segment, peak_bitrate
+from discriminator_cli.validate.media import MediaCache, MediaInfo
 from discriminator_cli.validate.report import Report
 
 # Packagers compute the declared peak from their own segment sizes and round it; a declared

@@ -9,18 +9,12 @@ from pathlib import Path
 
 from lxml import etree
 
+from discriminator_cli.bitrate import Segment, bucket_holds, required_bandwidth
+from discriminator_cli.package_layout import DASH_NS, dash_tag, parse_iso_duration
 from discriminator_cli.validate import checks
-from discriminator_cli.validate.media import (
-    MediaCache,
-    MediaInfo,
-    Segment,
-    bucket_holds,
-    codecs_match,
-    required_bandwidth,
-)
+from discriminator_cli.validate.media import MediaCache, MediaInfo, codecs_match
 from discriminator_cli.validate.report import Report
 
-DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 ON_DEMAND = "urn:mpeg:dash:profile:isoff-on-demand:2011"
 KNOWN_PROFILES = frozenset({
     ON_DEMAND, "urn:mpeg:dash:profile:isoff-live:2011", "urn:mpeg:dash:profile:isoff-main:2011",
@@ -32,13 +26,10 @@ KNOWN_PROFILES = frozenset({
 })
 INHERITED = ("mimeType", "codecs", "width", "height", "frameRate", "lang", "contentType",
              "audioSamplingRate")
-_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
-                       r"(?:(\d+(?:\.\d+)?)S)?)?$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
-def q(name: str) -> str:
-    return f"{{{DASH_NS}}}{name}"
+q = dash_tag
 
 
 @dataclass
@@ -59,15 +50,6 @@ class DashManifest:
     duration: float | None
     min_buffer_time: float | None
     renditions: list[DashRendition] = field(default_factory=list)
-
-
-def parse_duration(text: str | None) -> float | None:
-    """ISO 8601 duration as used by MPDs ('PT1H2M3.5S') in seconds; None if unparseable."""
-    match = _DURATION.match(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        return None
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
 
 
 def parse_frame_rate(text: str) -> Fraction | None:
@@ -110,8 +92,8 @@ def check_mpd(path: Path, report: Report, cache: MediaCache) -> DashManifest | N
                      f"the root element is {root.tag}, not MPD in the DASH namespace "
                      f"{DASH_NS}; players look for that exact name")
         return None
-    manifest = DashManifest(path, parse_duration(root.get("mediaPresentationDuration")),
-                            parse_duration(root.get("minBufferTime")))
+    manifest = DashManifest(path, parse_iso_duration(root.get("mediaPresentationDuration")),
+                            parse_iso_duration(root.get("minBufferTime")))
     on_demand = _check_mpd_attributes(root, path, report, manifest)
     for period in root.iter(q("Period")):
         _check_period(period, path, report, cache, manifest, on_demand=on_demand)
@@ -238,7 +220,8 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
         return rendition, []
     segments = _check_segment_base(segment_base, media, path, report, loc)
     if segments:
-        checks.check_segment_starts(report, media, [s.offset for s in segments], path)
+        checks.check_segment_starts(report, media,
+                                      [s.offset for s in segments if s.offset is not None], path)
         _check_bandwidth(rep, segments, manifest, report, loc)
     return rendition, segments
 
@@ -350,8 +333,8 @@ def _check_sidx(index_range: tuple[int, int], media: MediaInfo, path: Path, repo
             report.warning("dash.sidx-invalid", media.path, sidx.offset,
                            f"sidx reference {number} is not marked as starting with a SAP",
                            manifest=path)
-        segments.append(Segment(offset, ref.size, time / sidx.timescale,
-                                ref.duration / sidx.timescale))
+        segments.append(Segment(ref.size, time / sidx.timescale,
+                                ref.duration / sidx.timescale, offset=offset))
         offset += ref.size
         time += ref.duration
     referenced = offset - sidx.anchor

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import m3u8
 
+from discriminator_cli.bitrate import Segment
 from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls_syntax import (
     BYTERANGE,
@@ -17,7 +18,7 @@ from discriminator_cli.validate.hls_syntax import (
     is_master,
     scan,
 )
-from discriminator_cli.validate.media import Fragment, MediaCache, MediaInfo, Segment
+from discriminator_cli.validate.media import Fragment, MediaCache, MediaInfo
 from discriminator_cli.validate.report import Report
 
 FMP4_SUFFIXES = (".mp4", ".m4s", ".m4v", ".m4a", ".cmfv", ".cmfa", ".mp4a", ".mp4v")
@@ -193,8 +194,8 @@ def _check_segments(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine],
                          f"{abs(gap)} bytes); bytes are skipped or fed twice to the decoder")
         previous_end = (uri, offset + length)
         start = _media_start(media, offset)
-        playlist.segments.append(Segment(offset, length, start if start is not None else clock,
-                                         duration))
+        playlist.segments.append(Segment(length, start if start is not None else clock,
+                                         duration, offset=offset))
         playlist.starts.append(start if start is not None else clock)
         clock += duration
         if media.usable:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import m3u8
 
+from discriminator_cli.bitrate import peak_bitrate
 from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, read_playlist
 from discriminator_cli.validate.hls_syntax import PlaylistLine, check_version
-from discriminator_cli.validate.media import codecs_match, peak_bitrate
+from discriminator_cli.validate.media import codecs_match
 from discriminator_cli.validate.report import Report
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from discriminator_cli.ladder import PlannedRung
+from discriminator_cli.encode.ladder import PlannedRung
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.runner import CommandRunner

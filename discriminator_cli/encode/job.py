@@ -4,10 +4,6 @@ package DASH + HLS in a staging directory, validate, and publish by rename."""
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,22 +11,27 @@ from pathlib import Path
 from typing import Any
 
 from discriminator_cli import cache
-from discriminator_cli.errors import BadInputError, ToolFailedError, ValidationFailedError
-from discriminator_cli.ladder import LadderPlan, plan_ladder
+from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
+from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
+from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
+from discriminator_cli.encode.presets import Preset
+from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
+from discriminator_cli.encode.work import work_directory
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.errors import (
+    BadInputError,
+    OutputExistsError,
+    ToolFailedError,
+    ValidationFailedError,
+)
 from discriminator_cli.languages import check_language
-from discriminator_cli.measure import StreamMeasurement, measure_stream
-from discriminator_cli.packaging import PackageInput, package, resolve_backend
-from discriminator_cli.presets import Preset
 from discriminator_cli.probe import SourceInfo, probe_audio_file, probe_source
 from discriminator_cli.progress import NullProgress, ProgressSink
-from discriminator_cli.publish import STAGING_PREFIX, staged_directory
+from discriminator_cli.publish import STAGING_PREFIX, check_writable_parent, staged_directory
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities, tool_version
-from discriminator_cli.x264 import AudioJob, RungJob, build_pass_argv
 
 VIDEO_EXTENSIONS = (".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".ts")
-# Bump when the encoded bytes or the cached measurements (peak definition) change.
-CACHE_FORMAT = 2
 
 
 @dataclass
@@ -106,10 +107,6 @@ def find_sources(paths: list[Path]) -> list[Path]:
     return sources
 
 
-def default_out_dir(source: Path, media_root: Path) -> Path:
-    return media_root / source.stem
-
-
 def _audio_plan(source: SourceInfo, options: EncodeOptions, runner: CommandRunner,
                 warnings: list[str]) -> list[tuple[str, Path, int]]:
     """(language, input file, audio index within that file) for every audio track."""
@@ -156,7 +153,7 @@ def _source_warnings(source: SourceInfo, plan: LadderPlan) -> list[str]:
     return warnings
 
 
-class _StageTimer:
+class StageTimer:
     def __init__(self) -> None:
         self.timings: dict[str, float] = {}
 
@@ -172,9 +169,14 @@ class _StageTimer:
 def encode_source(source_path: Path, options: EncodeOptions, *,
                   runner: CommandRunner | None = None,
                   progress: ProgressSink | None = None) -> EncodeResult:
+    """The editors' job for one source: probe, plan, encode what the cache lacks, package,
+    validate and publish by rename."""
     runner = runner or CommandRunner()
     progress = progress or NullProgress()
-    timer = _StageTimer()
+    timer = StageTimer()
+    if not runner.dry_run:
+        # Before any work: an encode that cannot be published is an hour lost.
+        check_output_free(options.out_dir, force=options.force)
     with timer("probe"):
         source = probe_source(source_path, runner)
         plan = plan_ladder(source, options.preset)
@@ -186,56 +188,37 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
         backend = resolve_backend(options.packager)
         ffmpeg = ffmpeg_path()
         require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
-                                             "filter:scale"])
+                                             "filter:scale"], runner)
     root = cache.cache_root(options.cache_dir)
     with timer("hash"):
-        source_hash = cache.content_hash(source_path, root)
-    ffmpeg_version = tool_version(ffmpeg)
-    video = options.preset.video
-    rung_keys = {r.name: cache.key_of({
-        "format": CACHE_FORMAT, "source": source_hash, "rung": r.as_dict(),
-        "video": video, "fps": str(plan.frame_rate), "gop": plan.gop_frames,
-        "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version}) for r in plan.rungs}
-    input_hashes = {path: (source_hash if path == Path(source.path)
-                           else cache.content_hash(path, root))
-                    for _, path, _ in audio_tracks}
-    audio_keys = {lang: cache.key_of({
-        "format": CACHE_FORMAT, "input": input_hashes[path], "index": index,
-        "audio": options.preset.audio, "language": lang, "ffmpeg": ffmpeg_version})
-        for lang, path, index in audio_tracks}
-    rung_dir, audio_dir = root / "rungs", root / "audio"
-    cached = {name: (rung_dir / f"{key}.mp4").is_file() and (rung_dir / f"{key}.json").is_file()
-              for name, key in rung_keys.items()}
-
-    work_root = root / "work"
-    work_root.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=work_root, prefix="encode-") as work_name:
-        work = Path(work_name)
+        rung_entries, audio_entries = _cache_entries(source, plan, options, audio_tracks, root,
+                                                     tool_version(ffmpeg, runner=runner),
+                                                     remember=not runner.dry_run)
+    cached = {name: entry.complete for name, entry in rung_entries.items()}
+    with work_directory(root / "work", dry_run=runner.dry_run) as work:
         rung_jobs = [RungJob(r, work / f"{r.name}.mp4", work / f"{r.name}-passlog")
                      for r in plan.rungs]
-        audio_jobs = [AudioJob(audio_keys[lang], lang, path, index, work / f"audio_{lang}.mp4")
+        audio_jobs = [AudioJob(lang, path, index, work / f"audio_{lang}.mp4")
                       for lang, path, index in audio_tracks]
         with timer("encode"):
-            _encode_missing(source, plan, options, ffmpeg, rung_jobs, audio_jobs, rung_keys,
-                            rung_dir, audio_dir, runner, progress)
+            _encode_missing(source, plan, options, ffmpeg, rung_jobs, audio_jobs,
+                            rung_entries, audio_entries, RungCache(root), runner, progress)
         rung_results = []
-        for job in rung_jobs:
-            meta = rung_dir / f"{rung_keys[job.rung.name]}.json"
-            measurement = None if runner.dry_run and not meta.is_file() else \
-                StreamMeasurement.from_dict(json.loads(meta.read_text()))
-            rung_results.append(RungResult(job.rung.name, job.rung.width, job.rung.height,
-                                           job.rung.bitrate, cached[job.rung.name], measurement))
-        inputs = [PackageInput("video", f"video_{job.rung.name}",
-                               rung_dir / f"{rung_keys[job.rung.name]}.mp4")
-                  for job in rung_jobs]
-        inputs += [PackageInput("audio", f"audio_{job.language}", audio_dir / f"{job.key}.mp4",
-                                job.language) for job in audio_jobs]
+        for rung in plan.rungs:
+            entry = rung_entries[rung.name]
+            rung_results.append(RungResult(rung.name, rung.width, rung.height, rung.bitrate,
+                                           cached[rung.name],
+                                           entry.measurement() if entry.complete else None))
+        inputs = [PackageInput("video", f"video_{r.name}", rung_entries[r.name].media)
+                  for r in plan.rungs]
+        inputs += [PackageInput("audio", f"audio_{lang}", audio_entries[lang].media, lang)
+                   for lang, _, _ in audio_tracks]
         if options.quality:
-            from discriminator_cli.quality import measure_quality
+            from discriminator_cli.encode.quality import measure_quality
 
             with timer("quality"):
-                scores = measure_quality(source, [(r, i.path) for r, i in
-                                                  zip(plan.rungs, inputs, strict=False)],
+                scores = measure_quality(source, [(r, rung_entries[r.name].media)
+                                                  for r in plan.rungs],
                                          runner=runner, progress=progress)
             for result in rung_results:
                 result.quality = scores.get(result.name)
@@ -261,6 +244,34 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                         dry_run=runner.dry_run, validation=validation)
 
 
+def check_output_free(out_dir: Path, *, force: bool) -> None:
+    if out_dir.exists() and not force:
+        raise OutputExistsError("output directory already exists", path=out_dir.absolute(),
+                                hint="pass --force to replace it, or choose another --out")
+    check_writable_parent(out_dir, what="package")
+
+
+def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
+                   audio_tracks: list[tuple[str, Path, int]], root: Path, ffmpeg_version: str,
+                   *, remember: bool) -> tuple[dict[str, CacheEntry], dict[str, CacheEntry]]:
+    """The cache entry of every rung and audio track: keys hash all that changes the bytes."""
+    rung_cache = RungCache(root)
+    source_hash = cache.content_hash(Path(source.path), root, remember=remember)
+    video = options.preset.video
+    rungs = {r.name: rung_cache.rung(encode_key({
+        "source": source_hash, "rung": r.as_dict(), "video": video,
+        "fps": str(plan.frame_rate), "gop": plan.gop_frames,
+        "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version})) for r in plan.rungs}
+    input_hashes = {path: (source_hash if path == Path(source.path)
+                           else cache.content_hash(path, root, remember=remember))
+                    for _, path, _ in audio_tracks}
+    audio = {lang: rung_cache.audio(encode_key({
+        "input": input_hashes[path], "index": index, "audio": options.preset.audio,
+        "language": lang, "ffmpeg": ffmpeg_version}))
+        for lang, path, index in audio_tracks}
+    return rungs, audio
+
+
 def _validate_staged(staging: Path, final: Path) -> dict[str, Any]:
     from discriminator_cli.validate import validate_package
 
@@ -277,19 +288,18 @@ def _validate_staged(staging: Path, final: Path) -> dict[str, Any]:
 
 def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions, ffmpeg: str,
                     rung_jobs: list[RungJob], audio_jobs: list[AudioJob],
-                    rung_keys: dict[str, str], rung_dir: Path, audio_dir: Path,
-                    runner: CommandRunner, progress: ProgressSink) -> None:
+                    rung_entries: dict[str, CacheEntry], audio_entries: dict[str, CacheEntry],
+                    rung_cache: RungCache, runner: CommandRunner,
+                    progress: ProgressSink) -> None:
     """Encode what the cache lacks. Per-key locks make a concurrent run wait, then hit."""
-    lock_paths = sorted({rung_dir / f"{rung_keys[j.rung.name]}.lock" for j in rung_jobs}
-                        | {audio_dir / f"{j.key}.lock" for j in audio_jobs})
     with contextlib.ExitStack() as stack:
         if not runner.dry_run:
-            for lock in lock_paths:
-                stack.enter_context(cache.locked(lock))
-        todo = [j for j in rung_jobs
-                if not (rung_dir / f"{rung_keys[j.rung.name]}.json").is_file()]
-        audio_todo = [j for j in audio_jobs if not (audio_dir / f"{j.key}.mp4").is_file()]
+            stack.enter_context(rung_cache.locked([*rung_entries.values(),
+                                                   *audio_entries.values()]))
+        todo = [j for j in rung_jobs if not rung_entries[j.rung.name].complete]
+        audio_todo = [j for j in audio_jobs if not audio_entries[j.language].complete]
         if not todo and not audio_todo:
+            runner.note("ffmpeg: every rung and audio track is cached; no encode runs")
             return
         video = options.preset.video
         passes: list[int | None] = [1, 2] if video.two_pass and todo else [None]
@@ -314,21 +324,12 @@ def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions
         if runner.dry_run:
             return
         for job in todo:
-            measurement = measure_stream(job.output, kind="video",
-                                         segment_seconds=plan.segment_seconds, runner=runner)
-            key = rung_keys[job.rung.name]
-            _publish_cache_file(job.output, rung_dir / f"{key}.mp4")
-            cache.atomic_write_text(rung_dir / f"{key}.json",
-                                    json.dumps(measurement.as_dict()))
-        for job in audio_todo:
-            _publish_cache_file(job.output, audio_dir / f"{job.key}.mp4")
-
-
-def _publish_cache_file(produced: Path, final: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.{os.getpid()}.tmp")
-    shutil.move(produced, tmp)
-    os.replace(tmp, final)
+            rung_entries[job.rung.name].store(
+                job.output, measure_stream(job.output, kind="video",
+                                           segment_seconds=plan.segment_seconds,
+                                           runner=runner))
+        for audio_job in audio_todo:
+            audio_entries[audio_job.language].store(audio_job.output)
 
 
 _CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",

@@ -220,9 +220,9 @@ def user_preset_dir() -> Path:
 
 def bundled_preset_dir() -> Path:
     """Installed wheels carry the presets as package data; a checkout reads presets/ itself."""
-    here = Path(__file__).resolve().parent
-    installed = here / "preset_files"
-    return installed if installed.is_dir() else here.parent / "presets"
+    package_root = Path(__file__).resolve().parent.parent
+    installed = package_root / "preset_files"
+    return installed if installed.is_dir() else package_root.parent / "presets"
 
 
 def _bundled_files() -> dict[str, Path]:

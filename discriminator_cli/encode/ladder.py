@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from typing import Any
 
-from discriminator_cli.presets import Preset, RungSpec
+from discriminator_cli.encode.presets import Preset, RungSpec
 from discriminator_cli.probe import SourceInfo
 
 

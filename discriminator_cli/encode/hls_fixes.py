@@ -1,4 +1,4 @@
-"""Declare each HLS variant's BANDWIDTH as its measured RFC 8216 peak.
+"""HLS post-fixes both packagers need: the measured peak BANDWIDTH and the master's version.
 
 Shaka Packager and Bento4 both compute BANDWIDTH without the final segment, which is short and
 dense (and, from Bento4, also carries the mfra index), so their value can sit below the peak a
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import m3u8
 
-from discriminator_cli.validate.media import Segment, peak_bitrate
+from discriminator_cli.bitrate import Segment, peak_bitrate
 
 _BANDWIDTH = re.compile(r"(?<![A-Z-])BANDWIDTH=(\d+)")
 
@@ -27,7 +27,7 @@ def playlist_peak(path: Path) -> float:
         if not segment.byterange:
             continue
         length = int(str(segment.byterange).split("@", 1)[0])
-        segments.append(Segment(offset=0, size=length, start=start,
+        segments.append(Segment(size=length, start=start,
                                 duration=float(segment.duration)))
         start += float(segment.duration)
     nominal = float(playlist.target_duration or max((s.duration for s in segments), default=1))
@@ -64,3 +64,18 @@ def declare_measured_peaks(master_path: Path) -> dict[str, tuple[int, int]]:
             changed[uri] = (before, wanted[uri])
     master_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return changed
+
+
+def declare_master_version(master: Path) -> None:
+    """Shaka writes no EXT-X-VERSION in the master playlist; declare the highest version its
+    media playlists need (6 for fMP4 byte ranges) so strict clients and validators agree."""
+    text = master.read_text(encoding="utf-8")
+    if "#EXT-X-VERSION:" in text:
+        return
+    versions = [int(line.split(":", 1)[1]) for playlist in master.parent.glob("*.m3u8")
+                for line in playlist.read_text(encoding="utf-8").splitlines()
+                if line.startswith("#EXT-X-VERSION:") and line.split(":", 1)[1].isdigit()]
+    version = max(versions, default=6)
+    lines = text.splitlines()
+    lines.insert(1, f"#EXT-X-VERSION:{version}")
+    master.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -6,9 +6,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from discriminator_cli.bitrate import Segment, peak_bitrate
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffprobe_path
-from discriminator_cli.validate.media import Segment, peak_bitrate
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def _peak_bitrate(times: list[float], sizes: list[int], start: float, window: fl
     for when, size in zip(times, sizes, strict=True):
         index = int((when - start + 1e-6) // window)
         buckets[index] = buckets.get(index, 0) + size
-    segments = [Segment(offset=0, size=buckets[index], start=index * window,
+    segments = [Segment(size=buckets[index], start=index * window,
                         duration=min(window, max(total - index * window, 1e-3)))
                 for index in sorted(buckets)]
     return round(peak_bitrate(segments, window))

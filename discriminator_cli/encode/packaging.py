@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from discriminator_cli.encode.hls_fixes import declare_master_version, declare_measured_peaks
 from discriminator_cli.errors import BadInputError
-from discriminator_cli.hls_bandwidth import declare_measured_peaks
 from discriminator_cli.languages import display_name, two_letter
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import find_bento4, packager_path, require_bento4
 
-MPD_NAME = "stream.mpd"
-HLS_MASTER_NAME = "master.m3u8"
 BACKENDS = ("auto", "shaka", "bento4")
 
 
@@ -69,21 +68,6 @@ def package_shaka(inputs: list[PackageInput], out_dir: Path, segment_seconds: fl
                hint="run with --debug to see the packager's full output")
     if not runner.dry_run:
         declare_master_version(out_dir / HLS_MASTER_NAME)
-
-
-def declare_master_version(master: Path) -> None:
-    """Shaka writes no EXT-X-VERSION in the master playlist; declare the highest version its
-    media playlists need (6 for fMP4 byte ranges) so strict clients and validators agree."""
-    text = master.read_text(encoding="utf-8")
-    if "#EXT-X-VERSION:" in text:
-        return
-    versions = [int(line.split(":", 1)[1]) for playlist in master.parent.glob("*.m3u8")
-                for line in playlist.read_text(encoding="utf-8").splitlines()
-                if line.startswith("#EXT-X-VERSION:") and line.split(":", 1)[1].isdigit()]
-    version = max(versions, default=6)
-    lines = text.splitlines()
-    lines.insert(1, f"#EXT-X-VERSION:{version}")
-    master.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def bento4_fragment_argv(item: PackageInput, fragmented: Path, segment_seconds: float) -> list[str]:
