@@ -20,15 +20,15 @@ import time
 from pathlib import Path
 
 from discriminator_cli.encode import EncodeOptions, encode_source
-from discriminator_cli.ladder import plan_ladder
-from discriminator_cli.measure import measure_stream
-from discriminator_cli.presets import load_preset
+from discriminator_cli.encode.ladder import plan_ladder
+from discriminator_cli.encode.measure import measure_stream
+from discriminator_cli.encode.presets import load_preset
+from discriminator_cli.encode.quality import measure_quality
+from discriminator_cli.encode.samples import generate_sample
+from discriminator_cli.encode.x264 import x264_params
 from discriminator_cli.probe import probe_source
-from discriminator_cli.quality import measure_quality
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import generate_sample
 from discriminator_cli.tools import ffmpeg_path
-from discriminator_cli.x264 import x264_params
 
 
 def sequential_argvs(source: Path, preset_name: str, out: Path) -> list[list[str]]:

@@ -27,9 +27,9 @@ import sys
 import time
 from pathlib import Path
 
-from discriminator_cli.packaging import PackageInput, package, resolve_backend
+from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
+from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.samples import generate_sample
 from discriminator_cli.tools import ffmpeg_path
 
 CLIP_SECONDS = 19.2
