@@ -42,8 +42,11 @@ demo: setup-base
 test: setup system-deps
 	$(BIN)/python -m pytest -q -rs $(PYTEST_ARGS)
 
-lint: setup
+# ruff + mypy on the base install and dev tools only: no torch, no npm.
+lint: $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev]"
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python benchmarks/encode_vs_sequential.py

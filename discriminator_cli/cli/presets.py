@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 @presets_app.command("list")
 def list_presets(json_output: JsonOption = False) -> None:
     """Every preset: bundled ones and those in the user preset folder."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name, source in available_presets().items():
         preset = load_preset(name)
         rows.append({"name": name, "source": source, "description": preset.description,

@@ -51,5 +51,5 @@ class RichProgress:
         self._progress.update(TaskID(task), completed=completed)
 
     def finish(self, task: int) -> None:
-        total = self._progress.tasks[[t.id for t in self._progress.tasks].index(task)].total
-        self._progress.update(TaskID(task), completed=total)
+        found = next(t for t in self._progress.tasks if t.id == TaskID(task))
+        self._progress.update(TaskID(task), completed=found.total)

@@ -309,9 +309,12 @@ def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions
             argv = build_pass_argv(ffmpeg, source, plan, video, options.preset.audio, todo,
                                    audio_todo, number)
             task = progress.start(name, source.duration)
+
+            def advance(done: float, task: int = task) -> None:
+                progress.update(task, done)
+
             try:
-                runner.run(argv, what=f"ffmpeg {name}", path=source.path,
-                           on_progress=lambda done, t=task: progress.update(t, done),
+                runner.run(argv, what=f"ffmpeg {name}", path=source.path, on_progress=advance,
                            hint="the source may be truncated or corrupt; check it plays "
                                 "to the end, or run with --debug")
             except ToolFailedError as exc:

@@ -54,12 +54,14 @@ def generate_sample(path: Path, *, runner: CommandRunner | None = None, seconds:
                             hint="use --codec h264 or --codec prores")
     if path.exists() and not force:
         raise OutputExistsError("file already exists", path=path, hint="pass --force")
-    settings = dict(seconds=seconds, width=width, height=height, fps=fps, audio=audio,
-                    tone_hz=tone_hz, codec=codec)
+    def argv(target: Path) -> list[str]:
+        return sample_argv(target, seconds=seconds, width=width, height=height, fps=fps,
+                           audio=audio, tone_hz=tone_hz, codec=codec)
+
     if runner.dry_run:
-        runner.run(sample_argv(path, **settings), what="ffmpeg sample", path=path)
+        runner.run(argv(path), what="ffmpeg sample", path=path)
         return path
     with staged_file(path, force=force, flag="OUT") as staging:
         # the staging name keeps the suffix, so ffmpeg picks the same container
-        runner.run(sample_argv(staging, **settings), what="ffmpeg sample", path=path)
+        runner.run(argv(staging), what="ffmpeg sample", path=path)
     return path

@@ -84,10 +84,10 @@ def load_audio(audio_path: Path | str, *, runner: CommandRunner | None = None) -
 
 @lru_cache(maxsize=4)
 def _mel_basis(params: MelParams) -> np.ndarray:
-    import librosa
+    from librosa.filters import mel as mel_filterbank
 
-    return librosa.filters.mel(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
-                               fmin=params.fmin, fmax=params.fmax)
+    return mel_filterbank(sr=params.sample_rate, n_fft=params.n_fft, n_mels=params.n_mels,
+                          fmin=params.fmin, fmax=params.fmax)
 
 
 def melspectrogram(wav: np.ndarray, params: MelParams = DEFAULT_MEL_PARAMS) -> np.ndarray:

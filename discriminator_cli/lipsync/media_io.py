@@ -3,7 +3,7 @@ in memory. Photos are read with Pillow (the bundled ffmpeg has no PNG decoder)."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -69,7 +69,7 @@ def reader_argv(path: Path, width: int, height: int) -> list[str]:
 
 
 def iter_video_frames(path: Path, width: int, height: int,
-                      runner: CommandRunner) -> Iterator[np.ndarray]:
+                      runner: CommandRunner) -> Generator[np.ndarray, None, None]:
     """Decoded frames, (height, width, 3) uint8 BGR, one at a time."""
     size = width * height * 3
     with runner.open(reader_argv(path, width, height), what="ffmpeg face video decode",

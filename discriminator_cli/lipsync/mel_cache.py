@@ -124,7 +124,7 @@ def _compute_entry(directory: Path, key: str, audio_path: Path, audio_sha: str,
     mel = melspectrogram(wav, params)
     npy_path = directory / f"{key}.npy"
     _atomic_save_npy(npy_path, mel)
-    meta = {"key": key, "shape": list(mel.shape), "params": params.as_dict(),
+    meta: dict[str, Any] = {"key": key, "shape": list(mel.shape), "params": params.as_dict(),
             "audio_sha256": audio_sha, "samples": int(wav.size),
             "duration_s": wav.size / params.sample_rate, "frontend": FRONTEND_VERSION}
     atomic_write_text(directory / f"{key}.json", json.dumps(meta, indent=2))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -154,7 +154,7 @@ class Paster:
             out[y1:y2, x1:x2] = resized
             return out
         mask = self._mask(width, height)
-        region = out[y1:y2, x1:x2].astype(np.float32)
+        region: np.ndarray = out[y1:y2, x1:x2].astype(np.float32)
         out[y1:y2, x1:x2] = (region + (resized - region) * mask).round().astype(np.uint8)
         return out
 
@@ -316,7 +316,7 @@ def _video_batches(engine: LipSyncEngine, face: Path, width: int, height: int,
                    batch_size: int, paster: Paster,
                    runner: CommandRunner) -> Iterator[list[np.ndarray]]:
     """The video's frames again, looped when the narration is longer (as inference.py does)."""
-    def looped() -> Iterator[tuple[int, np.ndarray]]:
+    def looped() -> Generator[tuple[int, np.ndarray], None, None]:
         while True:
             decoded = iter_video_frames(face, width, height, runner)
             try:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -216,7 +217,8 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         with self._log_lock:
             self._log.clear()
 
-    def handle_error(self, request: object, client_address: object) -> None:
+    def handle_error(self, request: socket.socket | tuple[bytes, socket.socket],
+                     client_address: Any) -> None:
         # A player closing a keep-alive connection mid-read is routine, not worth a traceback.
         if isinstance(sys.exc_info()[1], ConnectionError) and not self.verbose:
             return
@@ -254,7 +256,8 @@ class PreviewServer:
     @property
     def base_url(self) -> str:
         host, port = self.httpd.server_address[:2]
-        shown = f"[{host}]" if ":" in str(host) else str(host)
+        host = host.decode() if isinstance(host, bytes) else str(host)
+        shown = f"[{host}]" if ":" in host else host
         if shown in ("0.0.0.0", "[::]"):
             shown = "127.0.0.1"  # a wildcard address is not something a browser can open
         return f"http://{shown}:{port}"

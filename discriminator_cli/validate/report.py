@@ -58,15 +58,15 @@ class Report:
 
     def error(self, check: str, file: object, location: str | int | None, message: str,
               **kwargs: object) -> None:
-        self.add("error", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+        self.add("error", check, file, location, message, **kwargs)
 
     def warning(self, check: str, file: object, location: str | int | None, message: str,
                 **kwargs: object) -> None:
-        self.add("warning", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+        self.add("warning", check, file, location, message, **kwargs)
 
     def info(self, check: str, file: object, location: str | int | None, message: str,
              **kwargs: object) -> None:
-        self.add("info", check, file, location, message, **kwargs)  # type: ignore[arg-type]
+        self.add("info", check, file, location, message, **kwargs)
 
     @property
     def errors(self) -> list[Finding]:
