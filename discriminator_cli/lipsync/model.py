@@ -16,7 +16,6 @@ from torch.nn import functional as F
 FACE_SIZE = 96
 MEL_BANDS = 80
 MEL_WINDOW = 16
-AUDIO_EMBEDDING = 512
 
 
 class ConvUnit(nn.Module):

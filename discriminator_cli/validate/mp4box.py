@@ -12,17 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-# Containers whose payload is a plain list of child boxes.
-CONTAINERS = frozenset({"moov", "trak", "mdia", "minf", "stbl", "mvex", "moof", "traf",
-                        "dinf", "edts", "udta"})
-
 # trun / tfhd flag bits (ISO/IEC 14496-12 8.8.7, 8.8.8).
 TFHD_BASE_DATA_OFFSET = 0x000001
 TFHD_SAMPLE_DESCRIPTION_INDEX = 0x000002
 TFHD_DEFAULT_DURATION = 0x000008
 TFHD_DEFAULT_SIZE = 0x000010
 TFHD_DEFAULT_FLAGS = 0x000020
-TFHD_DEFAULT_BASE_IS_MOOF = 0x020000
 TRUN_DATA_OFFSET = 0x000001
 TRUN_FIRST_SAMPLE_FLAGS = 0x000004
 TRUN_SAMPLE_DURATION = 0x000100

@@ -76,10 +76,6 @@ class Report:
     def warnings(self) -> list[Finding]:
         return [f for f in self.findings if f.severity == "warning"]
 
-    @property
-    def checks(self) -> set[str]:
-        return {f.check for f in self.findings}
-
     def ok(self, *, strict: bool = False) -> bool:
         return not self.errors and not (strict and self.warnings)
 
@@ -108,10 +104,6 @@ class Report:
                 "errors": len(self.errors), "warnings": len(self.warnings),
                 "manifests": self.manifests, "media_files": self.media_files,
                 "findings": [f.as_dict() for f in self.sorted_findings()]}
-
-    def text(self) -> str:
-        lines = [f.one_line() for f in self.sorted_findings()]
-        return "\n".join([*lines, self.summary_line()])
 
     def table(self) -> Table:
         table = Table(title=self.summary_line(), title_justify="left", show_lines=True)
