@@ -14,7 +14,7 @@ from discriminator_cli.errors import BadInputError
 from discriminator_cli.languages import display_name, two_letter
 from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import find_bento4, packager_path, require_bento4
+from discriminator_cli.tools import Bento4, find_bento4, packager_path, require_bento4
 
 BACKENDS = ("auto", "shaka", "bento4")
 
@@ -37,8 +37,8 @@ def resolve_backend(name: str) -> str:
     return name
 
 
-def shaka_argv(inputs: list[PackageInput], segment_seconds: float) -> list[str]:
-    argv = [packager_path()]
+def shaka_argv(packager: str, inputs: list[PackageInput], segment_seconds: float) -> list[str]:
+    argv = [packager]
     for item in inputs:
         fields = [f"in={item.path}", f"stream={item.kind}", f"output={item.name}.mp4",
                   f"playlist_name={item.name}.m3u8"]
@@ -64,21 +64,21 @@ def shaka_argv(inputs: list[PackageInput], segment_seconds: float) -> list[str]:
 
 def package_shaka(inputs: list[PackageInput], out_dir: Path, segment_seconds: float,
                   runner: CommandRunner) -> None:
-    runner.run(shaka_argv(inputs, segment_seconds), what="Shaka Packager", cwd=out_dir,
+    runner.run(shaka_argv(packager_path(), inputs, segment_seconds), what="Shaka Packager",
+               cwd=out_dir,
                hint="run with --debug to see the packager's full output")
     if not runner.dry_run:
         declare_master_version(out_dir / HLS_MASTER_NAME)
 
 
-def bento4_fragment_argv(item: PackageInput, fragmented: Path, segment_seconds: float) -> list[str]:
-    tools = require_bento4()
+def bento4_fragment_argv(tools: Bento4, item: PackageInput, fragmented: Path,
+                         segment_seconds: float) -> list[str]:
     return [tools.mp4fragment, "--fragment-duration", str(round(segment_seconds * 1000)),
             str(item.path), str(fragmented)]
 
 
-def bento4_dash_argv(inputs: list[PackageInput], fragmented: list[Path],
+def bento4_dash_argv(tools: Bento4, inputs: list[PackageInput], fragmented: list[Path],
                      out_dir: Path) -> list[str]:
-    tools = require_bento4()
     argv = [tools.mp4dash, "--profiles=on-demand", "--hls", f"--mpd-name={MPD_NAME}",
             f"--hls-master-playlist-name={HLS_MASTER_NAME}", "--force", "-o", str(out_dir)]
     for item, path in zip(inputs, fragmented, strict=True):
@@ -92,13 +92,14 @@ def bento4_dash_argv(inputs: list[PackageInput], fragmented: list[Path],
 
 def package_bento4(inputs: list[PackageInput], out_dir: Path, work_dir: Path,
                    segment_seconds: float, runner: CommandRunner) -> None:
+    tools = require_bento4()
     fragmented = []
     for item in inputs:
         target = work_dir / f"{item.name}.frag.mp4"
-        runner.run(bento4_fragment_argv(item, target, segment_seconds), what="mp4fragment",
-                   path=item.path)
+        runner.run(bento4_fragment_argv(tools, item, target, segment_seconds),
+                   what="mp4fragment", path=item.path)
         fragmented.append(target)
-    runner.run(bento4_dash_argv(inputs, fragmented, out_dir), what="mp4dash",
+    runner.run(bento4_dash_argv(tools, inputs, fragmented, out_dir), what="mp4dash",
                hint="run with --debug to see mp4dash's full output")
 
 
