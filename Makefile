@@ -35,7 +35,7 @@ system-deps:
 	else echo "not root: install espeak-ng sox chromium chromium-driver yourself"; fi
 
 demo: setup-base
-	$(BIN)/discriminator sample raw/sample.mov --seconds $(DEMO_SECONDS) --force
+	$(BIN)/discriminator sample -o raw/sample.mov --seconds $(DEMO_SECONDS) --force
 	$(BIN)/discriminator encode raw/sample.mov --force
 	$(BIN)/discriminator validate media/sample
 

@@ -16,6 +16,11 @@ class DiscriminatorError(Exception):
         self.hint = hint
         self.path = str(path) if path is not None else None
 
+    def as_dict(self) -> dict[str, object]:
+        """What `--json` prints about the error."""
+        return {"type": type(self).__name__, "path": self.path, "problem": self.message,
+                "hint": self.hint}
+
     def one_line(self) -> str:
         text = f"{self.path}: {self.message}" if self.path else self.message
         if self.hint:
@@ -57,6 +62,10 @@ class ToolFailedError(DiscriminatorError):
         self.returncode = returncode
         self.stderr = stderr
 
+    def as_dict(self) -> dict[str, object]:
+        return {**super().as_dict(), "argv": self.argv, "returncode": self.returncode,
+                "stderr_tail": self.stderr[-2000:]}
+
     def one_line(self) -> str:
         last = [line for line in self.stderr.strip().splitlines() if line.strip()]
         detail = f" ({last[-1].strip()})" if last else ""
@@ -85,3 +94,7 @@ class QuantizationRefusedError(DiscriminatorError):
                  path: Path | str | None = None):
         super().__init__(message, hint=hint, path=path)
         self.report = report
+
+    def as_dict(self) -> dict[str, object]:
+        as_dict = getattr(self.report, "as_dict", None)
+        return {**super().as_dict(), "report": as_dict() if callable(as_dict) else None}

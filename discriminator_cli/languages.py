@@ -78,6 +78,11 @@ def check_language(code: str, *, where: str = "--language") -> str:
     if not _CODE3.match(code):
         raise BadInputError(f"{where} {code!r} is not a three-letter ISO 639-2 code",
                             hint="use e.g. eng, fra, deu, spa")
+    if code == UNDETERMINED:
+        # Bento4 drops an 'und' tag and Shaka Packager refuses it: a package needs a language.
+        raise BadInputError(f"{where} 'und' (undetermined) cannot be packaged: players pick "
+                            "audio by language", hint="give the narration's real language, "
+                                                      "e.g. eng")
     return code
 
 

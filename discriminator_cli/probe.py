@@ -10,7 +10,7 @@ from typing import Any
 
 from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffprobe_path
+from discriminator_cli.tools import ffprobe_path, file_arg
 
 # r_frame_rate and avg_frame_rate further apart than this mean variable frame rate.
 VFR_TOLERANCE = 0.01
@@ -81,7 +81,7 @@ def _nearest_standard_rate(rate: Fraction) -> Fraction:
 def run_ffprobe(path: Path, runner: CommandRunner | None = None) -> dict[str, Any]:
     runner = runner or CommandRunner()
     argv = [ffprobe_path(), "-v", "error", "-show_format", "-show_streams", "-of", "json",
-            str(path)]
+            file_arg(path)]
     try:
         result = runner.run(argv, what="ffprobe", path=path, mutating=False)
     except ToolFailedError as exc:

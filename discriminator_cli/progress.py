@@ -6,7 +6,9 @@ from typing import Protocol
 
 
 class ProgressSink(Protocol):
-    def start(self, label: str, total: float) -> int: ...
+    """`unit` names what `total` counts: "s" (seconds of media), "B" (bytes), "frames"..."""
+
+    def start(self, label: str, total: float, unit: str = "s") -> int: ...
 
     def update(self, task: int, completed: float) -> None: ...
 
@@ -16,7 +18,7 @@ class ProgressSink(Protocol):
 class NullProgress:
     """Reports nowhere (library use, --quiet, --json)."""
 
-    def start(self, label: str, total: float) -> int:
+    def start(self, label: str, total: float, unit: str = "s") -> int:
         return 0
 
     def update(self, task: int, completed: float) -> None:

@@ -34,10 +34,15 @@ def check_writable_parent(destination: Path, *, what: str = "output") -> None:
     if not existing.is_dir():
         raise BadInputError(f"cannot create the {what} here: {existing} is not a folder",
                             path=destination, hint="choose another --out")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInputError(f"cannot write the {what}: {existing} is not writable",
-                            path=destination,
-                            hint="choose a writable --out, or fix the folder's permissions")
+    # Try it rather than trusting permission bits: root ignores them, read-only mounts don't.
+    try:
+        with tempfile.TemporaryFile(dir=existing, prefix=STAGING_PREFIX):
+            pass
+    except OSError as exc:
+        raise BadInputError(f"cannot write the {what}: {existing} is not writable "
+                            f"({exc.strerror})", path=destination,
+                            hint="choose a writable --out, or fix the folder's "
+                                 "permissions") from None
 
 
 @contextlib.contextmanager
@@ -133,17 +138,24 @@ def publish_file(produced: Path, destination: Path) -> None:
         shutil.move(produced, staging)
 
 
-def explain_disk_full(exc: OSError, destination: Path, needed_bytes: int | None = None) -> None:
-    """Turn ENOSPC/EDQUOT into a one-line BadInputError naming the destination and the space."""
-    if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-        return
-    where = destination.absolute()
-    probe = where if where.exists() else where.parent
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """An OSError for ENOSPC/EDQUOT, or a tool that died of it (its stderr says so)."""
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    stderr = getattr(exc, "stderr", "") or ""
+    return any(text in stderr for text in _DISK_FULL_TEXT)
+
+
+def disk_full_error(destination: Path, needed_bytes: int | None = None) -> BadInputError:
+    """One line naming the destination, the space it needs and the space there is."""
+    probe = destination.absolute()
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
     free = shutil.disk_usage(probe).free
     need = f"about {needed_bytes / 1e6:.0f} MB needed, " if needed_bytes else ""
-    raise BadInputError(f"disk full while writing ({need}{free / 1e6:.0f} MB free)",
-                        path=destination,
-                        hint="free some space or choose another --out; nothing was "
-                             "published") from exc
+    return BadInputError(f"disk full while writing ({need}{free / 1e6:.0f} MB free)",
+                         path=destination,
+                         hint="free some space or choose another --out; nothing was published")

@@ -83,7 +83,7 @@ class _InterruptingProgress:
         self.at_label = at_label
         self.labels: list[str] = []
 
-    def start(self, label: str, total: float) -> int:
+    def start(self, label: str, total: float, unit: str = "s") -> int:
         self.labels.append(label)
         return len(self.labels) - 1
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
+import traceback
+from typing import NoReturn
 
 import typer
 
@@ -19,8 +22,11 @@ from discriminator_cli.cli import (
     sample,
     validate,
 )
-from discriminator_cli.cli.output import err_console
+from discriminator_cli.cli import help as help_conventions
+from discriminator_cli.cli.output import error, print_json
 from discriminator_cli.errors import DiscriminatorError
+
+help_conventions.install()
 
 app = typer.Typer(
     name="discriminator",
@@ -44,14 +50,37 @@ def _version_callback(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
                                  help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="On an error, also print the Python "
+                               "traceback (the message and exit code stay the same). Accepted "
+                               "anywhere on the command line, or set DISCRIMINATOR_DEBUG=1."),
 ) -> None:
-    """Pass --debug anywhere on the command line for full tracebacks."""
+    """Exit codes: 0 ok, 1 validation findings / a refused result, 2 bad input, 3 a missing
+    tool or extra, 4 a tool failed, 70 an internal error, 130 interrupted."""
+
+
+def _wants_json(args: list[str]) -> bool:
+    if "--json" in args or "--format=json" in args:
+        return True
+    return any(a == "--format" and b == "json" for a, b in itertools.pairwise(args))
+
+
+def _fail(code: int, message: str, *, label: str, json_output: bool, debug: bool,
+          details: dict[str, object] | None = None) -> NoReturn:
+    """The one way a command ends in error: the traceback with --debug (and only then), one
+    line on stderr, JSON on stdout with --json, and the exit code of the error's class."""
+    if debug:
+        traceback.print_exc()
+    error(message, label=label)
+    if json_output:
+        print_json({"error": {"message": message, **(details or {})}, "exit_code": code})
+    sys.exit(code)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args or os.environ.get("DISCRIMINATOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
+    json_output = _wants_json(args)
     try:
         # Typer, outside standalone mode, turns typer.Exit and Ctrl-C (as Exit(130)) into a
         # returned exit code instead of raising.
@@ -61,30 +90,25 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except DiscriminatorError as exc:
-        if debug:
-            raise
-        err_console.print(f"[red]error:[/red] {exc.one_line()}", soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail(exc.exit_code, exc.one_line(), label="error:", json_output=json_output,
+              debug=debug, details=exc.as_dict())
     except KeyboardInterrupt:
-        if debug:
-            raise
-        err_console.print("[red]interrupted:[/red] stopped; nothing was published", soft_wrap=True)
-        sys.exit(130)
+        _fail(130, "stopped; nothing was published", label="interrupted:",
+              json_output=json_output, debug=debug, details={"type": "Interrupted"})
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
+        _fail(130, "aborted", label="interrupted:", json_output=json_output, debug=debug,
+              details={"type": "Aborted"})
     except typer.TyperException as exc:  # usage errors: bad option values, missing arguments
+        code = getattr(exc, "exit_code", 2)
         show = getattr(exc, "show", None)
-        if callable(show):
+        if callable(show) and not json_output:
             show()
-        else:
-            err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
-        sys.exit(getattr(exc, "exit_code", 2))
+            sys.exit(code)
+        _fail(code, str(exc), label="error:", json_output=json_output, debug=debug,
+              details={"type": "UsageError"})
     except Exception as exc:
-        if debug:
-            raise
-        err_console.print(f"[red]internal error:[/red] {type(exc).__name__}: {exc} "
-                          "(run again with --debug for the traceback)", soft_wrap=True)
-        sys.exit(70)
+        _fail(70, f"{type(exc).__name__}: {exc} (a bug: please report it; run again with "
+              "--debug for the traceback)", label="internal error:", json_output=json_output,
+              debug=debug, details={"type": type(exc).__name__})

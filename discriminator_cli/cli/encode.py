@@ -9,9 +9,17 @@ import typer
 from rich.table import Table
 
 from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
-from discriminator_cli.cli.output import err_console, finish_batch, info, print_json, warn
+from discriminator_cli.cli.output import (
+    err_console,
+    finish_batch,
+    info,
+    plain,
+    print_json,
+    warn,
+)
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.encode import EncodeOptions, EncodeResult, encode_many, plan_sources
+from discriminator_cli.encode.packaging import PackagerName
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.runner import CommandRunner
@@ -36,16 +44,16 @@ def encode(
     sources: Annotated[list[Path], typer.Argument(help="Source videos, or folders of them.")],
     preset: Annotated[str, typer.Option(help="Preset name or path to a .toml file.")]
     = "documentary",
-    out: Annotated[Path | None, typer.Option(help="Package directory (one source only); "
-                                             "default media/NAME.")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Package directory (one "
+                                             "source only); default MEDIA_ROOT/NAME.")] = None,
     media_root: Annotated[Path, typer.Option(help="Where packages go by default.")]
     = Path("media"),
     language: Annotated[str | None, typer.Option(help="ISO 639-2 language of the main audio "
                                                  "(default: the preset's).")] = None,
     audio: Annotated[list[str] | None, typer.Option(help="Extra audio track LANG=FILE "
                                                     "(repeatable).")] = None,
-    packager: Annotated[str, typer.Option(help="shaka (bundled), bento4, or auto (Bento4 "
-                                          "when installed).")] = "shaka",
+    packager: Annotated[PackagerName, typer.Option(help="shaka (bundled), bento4, or auto "
+                                                   "(Bento4 when installed).")] = "shaka",
     jobs: Annotated[int, typer.Option(min=1, help="Sources encoded at once.")] = 1,
     quality: Annotated[bool, typer.Option("--quality", help="Add PSNR/SSIM per rung.")] = False,
     validate: Annotated[bool, typer.Option("--validate/--no-validate",
@@ -85,11 +93,12 @@ def _print_result(result: EncodeResult, *, quiet: bool) -> None:
         print(result.out_dir)
         return
     table = Table("rung", "size", "target", "average", "peak", "cached", "PSNR", "SSIM",
-                  title=f"{result.source.path} -> {result.out_dir} ({result.backend})")
+                  title=plain(f"{result.source.path} -> {result.out_dir} ({result.backend})"))
     for rung in result.rungs:
         m = rung.measurement
         q = rung.quality or {}
-        table.add_row(rung.name, f"{rung.width}x{rung.height}", _mbps(rung.target_bitrate),
+        table.add_row(plain(rung.name), f"{rung.width}x{rung.height}",
+                      _mbps(rung.target_bitrate),
                       _mbps(m.average_bitrate) if m else "-", _mbps(m.peak_bitrate) if m else "-",
                       "yes" if rung.cached else "no",
                       f"{q['psnr']:.2f}" if "psnr" in q else "-",

@@ -10,9 +10,10 @@ import typer
 
 from discriminator_cli.batch import BatchOutcome, Failure
 from discriminator_cli.cli.options import DryRunOption, JsonOption, QuietOption
-from discriminator_cli.cli.output import err_console, finish_batch, info, print_json
+from discriminator_cli.cli.output import error, finish_batch, info, print_json
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.lipsync import DetectorName, Device, Precision
 from discriminator_cli.runner import CommandRunner
 
 if TYPE_CHECKING:  # the lip-sync modules import torch: only inside the command at run time
@@ -31,8 +32,8 @@ def lipsync(
                                              "from `discriminator quantize`.")],
     face: Annotated[list[Path] | None, typer.Option(help="A photo or video (repeatable: one "
                                                     "clip each).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="The clip (one --face "
-                                                "only).")] = None,
+    output: Annotated[Path | None, typer.Option("--out", "-o", "--output", help="The clip "
+                                                "(one --face only).")] = None,
     faces_dir: Annotated[Path | None, typer.Option(help="Every photo/video in this folder.")]
     = None,
     watch: Annotated[Path | None, typer.Option(help="Keep the model hot and turn each photo "
@@ -40,9 +41,9 @@ def lipsync(
                                                "Ctrl-C.")] = None,
     out_dir: Annotated[Path, typer.Option(help="Where clips go for several faces / --watch.")]
     = Path("clips"),
-    precision: Annotated[str, typer.Option(help="auto (bf16 where the CPU has it), fp32, "
-                                           "bf16, int8.")] = "auto",
-    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+    precision: Annotated[Precision, typer.Option(help="auto: bf16 where the CPU has it, else "
+                                                 "fp32.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where the model runs.")] = "cpu",
     box: Annotated[str | None, typer.Option(help="Face box x1,y1,x2,y2 instead of "
                                             "detection.")] = None,
     pads: Annotated[str, typer.Option(help="Box padding top,bottom,left,right.")] = "0,10,0,0",
@@ -55,8 +56,8 @@ def lipsync(
     smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Smooth video face "
                                          "boxes over 5 frames.")] = True,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per model call.")] = 32,
-    detector: Annotated[str, typer.Option(help="auto (S3FD if its weights are on disk, else "
-                                          "LBP), s3fd, lbp.")] = "auto",
+    detector: Annotated[DetectorName, typer.Option(help="auto: S3FD if its weights are on "
+                                                   "disk, else LBP.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option(help="S3FD weights "
                                                           "(s3fd-619a316812.pth).")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Mel cache (default "
@@ -156,7 +157,7 @@ def _watch(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path,
     def on_failure(failure: Failure) -> None:
         if json_output:
             print(json.dumps(failure.as_dict()), flush=True)
-        err_console.print(f"[red]error:[/red] {failure.error.one_line()}", soft_wrap=True)
+        error(failure.error.one_line())
 
     if not (quiet or json_output):
         info(f"watching {folder} for photos; clips go to {out_dir}; Ctrl-C to stop")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from discriminator_cli.cli.options import JsonOption
-from discriminator_cli.cli.output import err_console, print_json
+from discriminator_cli.cli.output import info, print_json
 
 
 def register(app: typer.Typer) -> None:
@@ -34,7 +34,7 @@ def mel(
     if json_output:
         print_json(entry.as_dict())
         return
-    state = "[green]cache hit[/green]" if entry.hit else "computed"
-    err_console.print(f"{audio}: mel {entry.shape[0]}x{entry.shape[1]} ({entry.duration_s:.2f} s, "
-                      f"{entry.frames} frames at {fps:g} fps) — {state}", soft_wrap=True)
+    state = "cache hit" if entry.hit else "computed"
+    info(f"{audio}: mel {entry.shape[0]}x{entry.shape[1]} ({entry.duration_s:.2f} s, "
+         f"{entry.frames} frames at {fps:g} fps) — {state}")
     print(entry.path)

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from discriminator_cli.cli.options import JsonOption
-from discriminator_cli.cli.output import out_console, print_json
+from discriminator_cli.cli.output import out_console, plain, print_json
 from discriminator_cli.encode.presets import available_presets, load_preset, preset_text
 
 presets_app = typer.Typer(help="List and show encoding presets (TOML files).",
@@ -32,7 +32,8 @@ def list_presets(json_output: JsonOption = False) -> None:
         return
     table = Table("name", "rungs", "description", "source")
     for row in rows:
-        table.add_row(row["name"], ", ".join(row["rungs"]), row["description"], row["source"])
+        table.add_row(plain(row["name"]), ", ".join(row["rungs"]), plain(row["description"]),
+                      plain(row["source"]))
     out_console.print(table)
 
 

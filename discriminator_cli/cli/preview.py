@@ -13,7 +13,15 @@ from rich import box
 from rich.table import Table
 
 from discriminator_cli.cli.options import JsonOption
-from discriminator_cli.cli.output import err_console, out_console, print_json, warn
+from discriminator_cli.cli.output import (
+    err_console,
+    error,
+    info,
+    out_console,
+    plain,
+    print_json,
+    warn,
+)
 from discriminator_cli.errors import BadInputError, ValidationFailedError
 from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.preview.playback import DEFAULT_PLAYERS, PlaybackReport, check_playback
@@ -68,11 +76,11 @@ def preview(
         warn(f"listening on {host}: anyone who can reach this machine can fetch the package")
     if open_browser:
         webbrowser.open(str(urls["url"]))
-    err_console.print("Serving; Ctrl-C to stop.")
+    info("Serving; Ctrl-C to stop.")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
-        err_console.print("stopped")
+        info("stopped")
     finally:
         server.close()
 
@@ -80,17 +88,17 @@ def preview(
 def _print_urls(urls: dict[str, object]) -> None:
     table = Table("", "URL", box=None, show_header=False, pad_edge=False)
     for item in urls["players"]:  # type: ignore[attr-defined]
-        table.add_row(item["label"], item["url"])
+        table.add_row(plain(item["label"]), plain(item["url"]))
     labels = {"dash": "DASH manifest", "hls": "HLS master"}
     for kind, url in urls["manifests"].items():  # type: ignore[attr-defined]
-        table.add_row(labels[kind], url)
-    out_console.print(f"Preview of {urls['package']}")
+        table.add_row(labels[kind], plain(url))
+    out_console.print(plain(f"Preview of {urls['package']}"))
     out_console.print(table)
     sys.stdout.flush()
 
 
 def _check(package: Path, players: tuple[str, ...], json_output: bool) -> None:
-    with err_console.status(f"playing {package} in headless Chromium"):
+    with err_console.status(plain(f"playing {package} in headless Chromium")):
         report = check_playback(package, players)
     if json_output:
         print_json(report.as_dict())
@@ -110,10 +118,11 @@ def _print_report(report: PlaybackReport) -> None:
         # A trailing ! marks a rendition that did not decode at its declared height.
         heights = ",".join(f"{c['height']}{'' if c.get('ok') else '!'}" for c in p.renditions)
         table.add_row(p.player, "[green]ok[/green]" if p.ok else "[red]FAILED[/red]",
-                      heights or "-", p.audio_language or "-", f"{p.played_seconds:.1f} s",
+                      heights or "-", plain(p.audio_language or "-"),
+                      f"{p.played_seconds:.1f} s",
                       str(p.requests), str(p.partial_responses), str(len(p.bad_requests)),
                       f"{p.seconds:.1f} s")
-    out_console.print(f"Chromium {report.chromium}: {report.package}")
+    out_console.print(plain(f"Chromium {report.chromium}: {report.package}"))
     out_console.print(table)
     for line in report.failures():
-        err_console.print(f"[red]✗[/red] {line}", soft_wrap=True)
+        error(line, label="✗")

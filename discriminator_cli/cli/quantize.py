@@ -8,8 +8,7 @@ from typing import Annotated
 import typer
 
 from discriminator_cli.cli.options import JsonOption
-from discriminator_cli.cli.output import err_console, print_json
-from discriminator_cli.errors import QuantizationRefusedError
+from discriminator_cli.cli.output import info, print_json
 
 WHAT = "discriminator quantize"
 
@@ -20,7 +19,8 @@ def register(app: typer.Typer) -> None:
 
 def quantize(
     checkpoint: Annotated[Path, typer.Argument(help="fp32 Wav2Lip checkpoint (.pth).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="The int8 file to write.")],
+    output: Annotated[Path, typer.Option("--out", "-o", "--output",
+                                         help="The int8 file to write.")],
     calibration_audio: Annotated[Path, typer.Option(
         "--calibration-audio", help="Your narration (any format ffmpeg reads).")],
     calibration_face: Annotated[Path, typer.Option(
@@ -46,29 +46,24 @@ def quantize(
     with lipsync_imports(WHAT):
         from discriminator_cli.lipsync.faces import parse_box
         from discriminator_cli.lipsync.quantize import calibration_inputs, quantize_checkpoint
-    mels, face, info = calibration_inputs(calibration_audio, calibration_face,
+    mels, face, calibration_info = calibration_inputs(calibration_audio, calibration_face,
                                           box=parse_box(calibration_box) if calibration_box
                                           else None, cache_dir=cache_dir)
     if not json_output:
-        err_console.print(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) "
-                          f"and {calibration_face} ...", soft_wrap=True)
-    try:
-        report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
-                                     threshold_db=threshold, force=force,
-                                     calibration_frames=calibration_frames,
-                                     heldout_frames=max(1, calibration_frames // 2),
-                                     calibration_info=info)
-    except QuantizationRefusedError as exc:
-        if json_output:
-            print_json(exc.report.as_dict())  # type: ignore[attr-defined]  # a QuantizeReport
-        raise
+        info(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) and "
+             f"{calibration_face} ...")
+    # A refusal ends in QuantizationRefusedError; with --json its report is in the error JSON.
+    report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
+                                 threshold_db=threshold, force=force,
+                                 calibration_frames=calibration_frames,
+                                 heldout_frames=max(1, calibration_frames // 2),
+                                 calibration_info=calibration_info)
     if json_output:
         print_json(report.as_dict())
         return
     ratio = report.output_bytes / report.source_bytes
-    status = ("[yellow]below threshold, written because of --force[/yellow]"
-              if report.psnr_db < threshold else "[green]ok[/green]")
-    err_console.print(
-        f"{output}: int8, PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} "
-        f"held-out frames ({status}); {report.output_bytes / 1e6:.1f} MB "
-        f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s", soft_wrap=True)
+    status = ("below threshold, written because of --force" if report.psnr_db < threshold
+              else "ok")
+    info(f"{output}: int8, PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} "
+         f"held-out frames ({status}); {report.output_bytes / 1e6:.1f} MB "
+         f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s")

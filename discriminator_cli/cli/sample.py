@@ -9,7 +9,7 @@ import typer
 
 from discriminator_cli.cli.options import DryRunOption, JsonOption
 from discriminator_cli.cli.output import info, print_json
-from discriminator_cli.encode.samples import generate_sample, parse_size
+from discriminator_cli.encode.samples import SampleCodec, generate_sample, parse_size
 from discriminator_cli.runner import CommandRunner
 
 
@@ -18,14 +18,15 @@ def register(app: typer.Typer) -> None:
 
 
 def sample(
-    out: Annotated[Path, typer.Argument(help="File to write (.mov: H.264 + PCM audio; other "
-                                        "suffixes: H.264 + AAC).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="File to write (.mov: with PCM "
+                                      "audio; other suffixes: with AAC).")]
+    = Path("raw/sample.mov"),
     seconds: Annotated[float, typer.Option(min=0.5, help="Duration.")] = 10.0,
     size: Annotated[str, typer.Option(help="WIDTHxHEIGHT.")] = "1920x1080",
     fps: Annotated[int, typer.Option(min=1, help="Frame rate.")] = 25,
     audio: Annotated[bool, typer.Option("--audio/--no-audio", help="Add a stereo tone.")] = True,
-    codec: Annotated[str, typer.Option(help="h264 (near-lossless) or prores (422 10-bit).")]
-    = "h264",
+    codec: Annotated[SampleCodec, typer.Option(help="h264 (near-lossless) or prores (422 "
+                                               "10-bit).")] = "h264",
     force: Annotated[bool, typer.Option("--force", help="Overwrite OUT.")] = False,
     json_output: JsonOption = False,
     dry_run: DryRunOption = False,

@@ -14,30 +14,39 @@ from pathlib import Path
 
 import m3u8
 
-from discriminator_cli.bitrate import Segment, peak_bitrate
+from discriminator_cli.bitrate import Segment, average_bitrate, peak_bitrate
 
 _BANDWIDTH = re.compile(r"(?<![A-Z-])BANDWIDTH=(\d+)")
+_AVERAGE = re.compile(r"AVERAGE-BANDWIDTH=(\d+)")
+_URI = re.compile(r'URI="([^"]*)"')
 
 
-def playlist_peak(path: Path) -> float:
-    """Peak segment bit rate of one fMP4 media playlist with byte ranges."""
+def playlist_segments(path: Path) -> tuple[list[Segment], float]:
+    """The byte-range segments of one fMP4 media (or I-frame) playlist, and its nominal
+    (target) duration."""
     playlist = m3u8.load(str(path))
     segments, start = [], 0.0
     for segment in playlist.segments:
         if not segment.byterange:
             continue
         length = int(str(segment.byterange).split("@", 1)[0])
-        segments.append(Segment(size=length, start=start,
-                                duration=float(segment.duration)))
+        segments.append(Segment(size=length, start=start, duration=float(segment.duration)))
         start += float(segment.duration)
     nominal = float(playlist.target_duration or max((s.duration for s in segments), default=1))
-    return peak_bitrate(segments, nominal)
+    return segments, nominal
+
+
+def playlist_peak(path: Path) -> float:
+    """Peak segment bit rate (RFC 8216) of one fMP4 playlist with byte ranges."""
+    return peak_bitrate(*playlist_segments(path))
 
 
 def declare_measured_peaks(master_path: Path) -> dict[str, tuple[int, int]]:
-    """Rewrite BANDWIDTH where it is below video peak + the heaviest audio of its group.
+    """Rewrite BANDWIDTH where it is below the measured peak: video + the heaviest audio of its
+    group for variants, the I-frames alone for I-frame streams (whose AVERAGE-BANDWIDTH is
+    declared as measured too: Shaka's can exceed its own BANDWIDTH).
 
-    Returns {variant uri: (declared before, declared after)} for the variants changed.
+    Returns {playlist uri: (BANDWIDTH before, after)} for the entries changed.
     """
     folder = master_path.parent
     master = m3u8.load(str(master_path))
@@ -52,14 +61,28 @@ def declare_measured_peaks(master_path: Path) -> dict[str, tuple[int, int]]:
                                                                      or "", 0.0)
         if variant.stream_info.bandwidth < peak:
             wanted[variant.uri] = math.ceil(peak)
-    if not wanted:
-        return {}
+    iframe_averages: dict[str, int] = {}
+    for iframe in master.iframe_playlists:
+        segments, nominal = playlist_segments(folder / iframe.uri)
+        peak = peak_bitrate(segments, nominal)
+        if iframe.iframe_stream_info.bandwidth < peak:
+            wanted[iframe.uri] = math.ceil(peak)
+        iframe_averages[iframe.uri] = round(average_bitrate(segments))
     lines = master_path.read_text(encoding="utf-8").splitlines()
     changed: dict[str, tuple[int, int]] = {}
-    for index, line in enumerate(lines[:-1]):
-        uri = lines[index + 1].strip()
-        if line.startswith("#EXT-X-STREAM-INF:") and uri in wanted:
-            before = int(_BANDWIDTH.search(line).group(1))  # type: ignore[union-attr]
+    for index, line in enumerate(lines):
+        if line.startswith("#EXT-X-STREAM-INF:") and index + 1 < len(lines):
+            uri = lines[index + 1].strip()
+        elif line.startswith("#EXT-X-I-FRAME-STREAM-INF:") and (found := _URI.search(line)):
+            uri = found.group(1)
+            if uri in iframe_averages and _AVERAGE.search(line):
+                line = _AVERAGE.sub(f"AVERAGE-BANDWIDTH={iframe_averages[uri]}", line, count=1)
+                lines[index] = line
+        else:
+            continue
+        declared = _BANDWIDTH.search(line)
+        if uri in wanted and declared:
+            before = int(declared.group(1))
             lines[index] = _BANDWIDTH.sub(f"BANDWIDTH={wanted[uri]}", line, count=1)
             changed[uri] = (before, wanted[uri])
     master_path.write_text("\n".join(lines) + "\n", encoding="utf-8")

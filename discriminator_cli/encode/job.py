@@ -27,7 +27,13 @@ from discriminator_cli.errors import (
 from discriminator_cli.languages import check_language
 from discriminator_cli.probe import SourceInfo, probe_audio_file, probe_source
 from discriminator_cli.progress import NullProgress, ProgressSink
-from discriminator_cli.publish import STAGING_PREFIX, check_writable_parent, staged_directory
+from discriminator_cli.publish import (
+    STAGING_PREFIX,
+    check_writable_parent,
+    disk_full_error,
+    is_disk_full,
+    staged_directory,
+)
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities, tool_version
 
@@ -193,7 +199,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
     with timer("hash"):
         rung_entries, audio_entries = _cache_entries(source, plan, options, audio_tracks, root,
                                                      tool_version(ffmpeg, runner=runner),
-                                                     remember=not runner.dry_run)
+                                                     remember=not runner.dry_run,
+                                                     progress=progress)
     cached = {name: entry.complete for name, entry in rung_entries.items()}
     with work_directory(root / "work", dry_run=runner.dry_run) as work:
         rung_jobs = [RungJob(r, work / f"{r.name}.mp4", work / f"{r.name}-passlog")
@@ -231,7 +238,13 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
             with staged_directory(options.out_dir, force=options.force) as staging:
                 task = progress.start(f"package ({backend})", 1)
                 with timer("package"):
-                    package(backend, inputs, staging, work, plan.segment_seconds, runner)
+                    try:
+                        package(backend, inputs, staging, work, plan.segment_seconds, runner)
+                    except (OSError, ToolFailedError) as exc:
+                        if is_disk_full(exc):
+                            needed = sum(item.path.stat().st_size for item in inputs)
+                            raise disk_full_error(options.out_dir, needed) from exc
+                        raise
                 progress.finish(task)
                 if options.validate:
                     with timer("validate"):
@@ -253,10 +266,15 @@ def check_output_free(out_dir: Path, *, force: bool) -> None:
 
 def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
                    audio_tracks: list[tuple[str, Path, int]], root: Path, ffmpeg_version: str,
-                   *, remember: bool) -> tuple[dict[str, CacheEntry], dict[str, CacheEntry]]:
+                   *, remember: bool, progress: ProgressSink,
+                   ) -> tuple[dict[str, CacheEntry], dict[str, CacheEntry]]:
     """The cache entry of every rung and audio track: keys hash all that changes the bytes."""
     rung_cache = RungCache(root)
-    source_hash = cache.content_hash(Path(source.path), root, remember=remember)
+    # Hashing a big master takes a while the first time (later runs hit the memo).
+    task = progress.start("hash source", source.size_bytes, unit="B")
+    source_hash = cache.content_hash(Path(source.path), root, remember=remember,
+                                     on_bytes=lambda done: progress.update(task, done))
+    progress.finish(task)
     video = options.preset.video
     rungs = {r.name: rung_cache.rung(encode_key({
         "source": source_hash, "rung": r.as_dict(), "video": video,

@@ -8,7 +8,7 @@ from typing import Any
 
 from discriminator_cli.bitrate import Segment, peak_bitrate
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffprobe_path
+from discriminator_cli.tools import ffprobe_path, file_arg
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def measure_stream(path: Path, *, kind: str, segment_seconds: float,
     runner = runner or CommandRunner()
     selector = "v:0" if kind == "video" else "a:0"
     argv = [ffprobe_path(), "-v", "error", "-select_streams", selector, "-show_entries",
-            "packet=dts_time,duration_time,size,flags", "-of", "csv=p=0", str(path)]
+            "packet=dts_time,duration_time,size,flags", "-of", "csv=p=0", file_arg(path)]
     out = runner.run(argv, what="ffprobe packets", path=path, mutating=False).stdout
     times: list[float] = []
     sizes: list[int] = []

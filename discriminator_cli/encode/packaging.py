@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from discriminator_cli.encode.hls_fixes import declare_master_version, declare_measured_peaks
 from discriminator_cli.errors import BadInputError
@@ -16,7 +17,8 @@ from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import Bento4, find_bento4, packager_path, require_bento4
 
-BACKENDS = ("auto", "shaka", "bento4")
+PackagerName = Literal["shaka", "bento4", "auto"]
+BACKENDS: tuple[str, ...] = get_args(PackagerName)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from discriminator_cli.encode.ladder import PlannedRung
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffmpeg_path
+from discriminator_cli.tools import ffmpeg_path, file_arg
 
 _PSNR = re.compile(r"\[psnr@psnr_(?P<rung>[\w-]+) @ [^\]]+\] PSNR .*average:(?P<value>[\d.]+|inf)")
 _SSIM = re.compile(r"\[ssim@ssim_(?P<rung>[\w-]+) @ [^\]]+\] SSIM .*All:(?P<value>[\d.]+)")
@@ -21,9 +21,9 @@ _SSIM = re.compile(r"\[ssim@ssim_(?P<rung>[\w-]+) @ [^\]]+\] SSIM .*All:(?P<valu
 
 def quality_argv(source: SourceInfo, rungs: list[tuple[PlannedRung, Path]]) -> list[str]:
     argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "info", "-nostats",
-            "-progress", "pipe:1", "-i", source.path]
+            "-progress", "pipe:1", "-i", file_arg(source.path)]
     for _, path in rungs:
-        argv += ["-i", str(path)]
+        argv += ["-i", file_arg(path)]
     count = len(rungs)
     rate = f"{source.frame_rate.numerator}/{source.frame_rate.denominator}"
     graph = [f"[0:v:0]fps={rate},split={count}" + "".join(f"[src{i}]" for i in range(count))]

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, get_args
 
 from discriminator_cli.errors import BadInputError, OutputExistsError
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffmpeg_path
+from discriminator_cli.tools import ffmpeg_path, file_arg
 
-SAMPLE_CODECS = ("h264", "prores")
+SampleCodec = Literal["h264", "prores"]
+SAMPLE_CODECS: tuple[str, ...] = get_args(SampleCodec)
 
 
 def sample_argv(path: Path, *, seconds: float = 10.0, width: int = 1920, height: int = 1080,
@@ -31,7 +33,7 @@ def sample_argv(path: Path, *, seconds: float = 10.0, width: int = 1920, height:
         argv += ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18", "-pix_fmt", "yuv420p"]
     if audio:
         argv += ["-c:a", "pcm_s16le" if path.suffix.lower() == ".mov" else "aac", "-ac", "2"]
-    return [*argv, "-shortest", str(path)]
+    return [*argv, "-shortest", file_arg(path)]
 
 
 def parse_size(text: str) -> tuple[int, int]:

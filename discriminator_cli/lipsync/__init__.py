@@ -11,8 +11,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 from collections.abc import Iterator
+from typing import Literal, get_args
 
 from discriminator_cli.errors import MissingExtraError
+
+# The choices of the lip-sync options, here (torch-free) so the CLI can list them in --help.
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+Device = Literal["cpu", "cuda"]
+DetectorName = Literal["auto", "s3fd", "lbp"]
+DETECTORS: tuple[str, ...] = get_args(DetectorName)
 
 EXTRA_HINT = ("pip install torch==2.13.0 (CPU build) first, "
               "then pip install 'discriminator-cli[lipsync]'")

@@ -18,7 +18,7 @@ import numpy as np
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffmpeg_path
+from discriminator_cli.tools import ffmpeg_path, file_arg
 
 SAMPLE_RATE = 16_000
 MEL_WINDOW_COLUMNS = 16
@@ -53,7 +53,7 @@ DEFAULT_MEL_PARAMS = MelParams()
 def decode_argv(ffmpeg: str, audio_path: Path, raw_path: Path) -> list[str]:
     """ffmpeg argv: first audio stream -> 16 kHz mono 32-bit float little-endian, headerless."""
     return [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
-            "-i", str(audio_path), "-map", "0:a:0", "-vn", "-ac", "1",
+            "-i", file_arg(audio_path), "-map", "0:a:0", "-vn", "-ac", "1",
             "-ar", str(SAMPLE_RATE), "-f", "f32le", "-c:a", "pcm_f32le", str(raw_path)]
 
 

@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.lipsync import DETECTORS
 
 Box = tuple[int, int, int, int]  # x1, y1, x2, y2 in pixels, x2/y2 exclusive
 DEFAULT_PADS = (0, 10, 0, 0)     # top, bottom, left, right: Wav2Lip's default, keeps the chin
@@ -114,8 +115,8 @@ def make_detector(kind: str = "auto", *, box: Box | None = None,
     """auto: --box if given, S3FD if its weights are on disk, else the LBP cascade."""
     if box is not None:
         return FixedBox(box)
-    if kind not in ("auto", "s3fd", "lbp"):
-        raise BadInputError(f"unknown detector {kind!r}", hint="use auto, s3fd or lbp")
+    if kind not in DETECTORS:
+        raise BadInputError(f"unknown detector {kind!r}", hint=f"use {', '.join(DETECTORS)}")
     if weights is not None and not weights.is_file():
         raise BadInputError("detector weights not found", path=weights,
                             hint=f"point --detector-weights at {S3FD_WEIGHTS_NAME}")

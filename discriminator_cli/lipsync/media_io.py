@@ -13,7 +13,7 @@ import numpy as np
 from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.probe import run_ffprobe
 from discriminator_cli.runner import CommandRunner, StreamingProcess
-from discriminator_cli.tools import ffmpeg_path
+from discriminator_cli.tools import ffmpeg_path, file_arg
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_CRF = 18            # visually lossless for a clip that may be re-encoded downstream
@@ -63,7 +63,7 @@ def scaled_size(width: int, height: int, resize_factor: int) -> tuple[int, int]:
 
 
 def reader_argv(path: Path, width: int, height: int) -> list[str]:
-    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path),
+    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", file_arg(path),
             "-map", "0:v:0", "-vf", f"scale={width}:{height}:flags=bicubic", "-f", "rawvideo",
             "-pix_fmt", "bgr24", "pipe:1"]
 
@@ -92,13 +92,13 @@ def writer_argv(out: Path, width: int, height: int, fps: Fraction, audio: Path,
     argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
             "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
-            "-i", str(audio), "-map", "0:v:0", "-map", "1:a:0",
+            "-i", file_arg(audio), "-map", "0:v:0", "-map", "1:a:0",
             "-c:v", "libx264", "-preset", OUTPUT_PRESET, "-crf", str(OUTPUT_CRF),
             "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2",
             "-movflags", "+faststart"]
     for key, value in metadata.items():
         argv += ["-metadata", f"{key}={value}"]
-    return [*argv, "-f", "mp4", str(out)]
+    return [*argv, "-f", "mp4", file_arg(out)]
 
 
 class FrameWriter:

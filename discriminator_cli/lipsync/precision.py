@@ -10,16 +10,18 @@ import math
 import platform
 from functools import lru_cache
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.lipsync import Precision
 from discriminator_cli.lipsync.model import Wav2Lip, conv_units
 
-PRECISIONS = ("fp32", "bf16", "int8")
-REQUESTABLE = ("auto", *PRECISIONS)
+REQUESTABLE: tuple[str, ...] = get_args(Precision)
+PRECISIONS = tuple(p for p in REQUESTABLE if p != "auto")
 _BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
