@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from discriminator_cli.errors import BadInputError, OutputExistsError
+from discriminator_cli.locks import file_lock
 
 STAGING_PREFIX = ".staging-"
 _PUBLISHED_MODE = 0o644   # mkstemp's 0600 would hide a clip, sidecar or cache entry from others
@@ -45,18 +45,9 @@ def check_writable_parent(destination: Path, *, what: str = "output") -> None:
                                  "permissions") from None
 
 
-@contextlib.contextmanager
-def _publish_lock(destination: Path) -> Iterator[None]:
+def _publish_lock(destination: Path) -> contextlib.AbstractContextManager[None]:
     """Serialises the final existence check + rename of one destination across processes."""
-    lock = destination.parent / f"{STAGING_PREFIX}{destination.name}.lock"
-    with open(lock, "a") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
+    return file_lock(destination.parent / f"{STAGING_PREFIX}{destination.name}.lock", remove=True)
 
 
 def _refuse_existing(destination: Path, kind: str, flag: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 from discriminator_cli import cache
 from discriminator_cli.encode.measure import StreamMeasurement
+from discriminator_cli.locks import file_lock
 from discriminator_cli.publish import atomic_write_text, publish_file
 
 # Bump when the encoded bytes or the cached measurements (peak definition) change.
@@ -71,5 +72,5 @@ class RungCache:
         """Hold every entry's lock (in one global order, so two runs never deadlock)."""
         with contextlib.ExitStack() as stack:
             for lock in sorted({entry.lock for entry in entries}):
-                stack.enter_context(cache.locked(lock))
+                stack.enter_context(file_lock(lock))
             yield

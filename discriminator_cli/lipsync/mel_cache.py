@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from discriminator_cli.cache import cache_root, content_hash, key_of, locked
+from discriminator_cli.cache import cache_root, content_hash, key_of
 from discriminator_cli.lipsync.audio import (
     DEFAULT_MEL_PARAMS,
     MelParams,
@@ -24,6 +24,7 @@ from discriminator_cli.lipsync.audio import (
     load_audio,
     melspectrogram,
 )
+from discriminator_cli.locks import file_lock
 from discriminator_cli.publish import atomic_write_text, staged_file
 from discriminator_cli.runner import CommandRunner
 
@@ -86,7 +87,7 @@ def get_or_compute_mel(audio_path: Path | str, cache_dir: Path | str | None = No
     key = key_of({"audio_sha256": audio_sha, "params": params.as_dict(),
                   "frontend": FRONTEND_VERSION})
     directory = root / MEL_SUBDIR
-    with locked(directory / f"{key}.lock"):
+    with file_lock(directory / f"{key}.lock"):
         entry = _read_entry(directory, key, audio_path)
         if entry is None:
             entry = _compute_entry(directory, key, audio_path, audio_sha, params, runner)
