@@ -328,3 +328,97 @@ def misalign_lowest_rung(pkg: Path, backend: str, work: Path) -> None:
             continue
         donor_text = donor_playlists["I-FRAMES-ONLY" in text].read_text()
         playlist.write_text(donor_text.replace(donor_media.name, target.name))
+
+
+# --- references that leave the package: each must be refused without being opened -------
+
+def outside_dir(pkg: Path) -> Path:
+    """A folder next to the package (never inside it) holding good copies of its files."""
+    folder = pkg.parent / "outside"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _outside_copy(pkg: Path, name: str) -> Path:
+    target = outside_dir(pkg) / name
+    target.write_bytes((pkg / name).read_bytes())
+    return target
+
+
+def _media_playlist_uris(playlist: Path) -> set[str]:
+    text = playlist.read_text()
+    return {line for line in text.splitlines() if line and not line.startswith("#")} | \
+        set(re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text))
+
+
+def segments_up_and_out(pkg: Path) -> None:
+    """A media playlist's segments (and its EXT-X-MAP) are '../outside/NAME', a good copy."""
+    playlist = variant_playlists(pkg)[0]
+    for name in _media_playlist_uris(playlist):
+        _outside_copy(pkg, name)
+        edit(playlist, rf"(^|URI=\"){re.escape(name)}", rf"\g<1>../outside/{name}", count=0)
+
+
+def base_url_absolute(pkg: Path) -> None:
+    name = video_media_files(pkg)[0].name
+    edit(pkg / MPD, rf"<BaseURL>{re.escape(name)}</BaseURL>",
+         f"<BaseURL>{_outside_copy(pkg, name)}</BaseURL>")
+
+
+def base_url_encoded_traversal(pkg: Path) -> None:
+    name = video_media_files(pkg)[0].name
+    _outside_copy(pkg, name)
+    edit(pkg / MPD, rf"<BaseURL>{re.escape(name)}</BaseURL>",
+         f"<BaseURL>%2e%2e/outside/{name}</BaseURL>")
+
+
+def symlink_leaving_the_package(pkg: Path) -> None:
+    media = video_media_files(pkg)[0]
+    target = _outside_copy(pkg, media.name)
+    media.unlink()
+    media.symlink_to(target)
+
+
+def map_outside(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    (name,) = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', playlist.read_text())
+    _outside_copy(pkg, name)
+    edit(playlist, r'#EXT-X-MAP:URI="[^"]+"', f'#EXT-X-MAP:URI="../outside/{name}"')
+
+
+def iframe_playlist_outside(pkg: Path) -> None:
+    """The I-frame playlist sits outside (with its media, so it would check out fine)."""
+    uri = re.findall(r'#EXT-X-I-FRAME-STREAM-INF:[^\n]*URI="([^"]+)"',
+                     (pkg / MASTER).read_text())[0]
+    for name in _media_playlist_uris(pkg / uri):
+        _outside_copy(pkg, name)
+    _outside_copy(pkg, uri)
+    edit(pkg / MASTER, rf'URI="{re.escape(uri)}"', f'URI="../outside/{uri}"')
+
+
+def media_playlist_outside(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    for name in _media_playlist_uris(playlist):
+        _outside_copy(pkg, name)
+    _outside_copy(pkg, playlist.name)
+    edit(pkg / MASTER, rf"^{re.escape(playlist.name)}$", f"../outside/{playlist.name}")
+
+
+PASSWD = "../../../../../../../../../../etc/passwd"
+
+
+def segment_is_etc_passwd(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    edit(playlist, r"^([^#\n][^\n]*)$", PASSWD, count=0)
+
+
+OUTSIDE_MUTATIONS: dict[str, Callable[[Path], None]] = {
+    "segments in ../outside": segments_up_and_out,
+    "absolute BaseURL": base_url_absolute,
+    "percent-encoded ../ in BaseURL": base_url_encoded_traversal,
+    "symlink leaving the package": symlink_leaving_the_package,
+    "EXT-X-MAP outside": map_outside,
+    "I-frame playlist outside": iframe_playlist_outside,
+    "media playlist outside": media_playlist_outside,
+    "segment is /etc/passwd": segment_is_etc_passwd,
+}

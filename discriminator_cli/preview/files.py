@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote
+
+from discriminator_cli.confine import OutsideRoot, confined_path
 
 _SNIFF_BYTES = 64 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -99,26 +100,14 @@ class Forbidden(Exception):
 def resolve_inside(root: Path, url_path: str) -> Path | None:
     """The file under `root` that a (still percent-encoded) URL path names, or None.
 
-    Raises Forbidden for anything that would leave `root`: `..` segments (also when
-    percent-encoded), backslashes, NUL bytes, absolute paths, and symlinks whose target lies
-    outside.
+    Raises Forbidden for anything that would leave `root` (confine.confined_path, the rule
+    `validate` applies to manifest references): '..' above the root (also percent-encoded),
+    backslashes, NUL bytes, absolute paths, and symlinks whose target lies outside.
     """
-    decoded = unquote(url_path)
-    if "\x00" in decoded or "\\" in decoded:
-        raise Forbidden
-    segments = [s for s in decoded.split("/") if s not in ("", ".")]
-    if any(s == ".." for s in segments):
-        raise Forbidden
-    if not segments:
-        return None
-    root = root.resolve()
-    candidate = root.joinpath(*segments)
     try:
-        resolved = candidate.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
+        resolved = confined_path(root, url_path)
+    except OutsideRoot as exc:
+        raise Forbidden(exc.reason) from exc
+    if resolved == root.resolve():
         return None
-    except (OSError, RuntimeError) as exc:  # symlink loops and the like
-        raise Forbidden from exc
-    if not resolved.is_relative_to(root):
-        raise Forbidden
     return resolved if resolved.is_file() else None

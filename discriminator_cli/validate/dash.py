@@ -113,6 +113,7 @@ def check_mpd(path: Path, report: Report, cache: MediaCache) -> DashManifest | N
     manifest = DashManifest(path, parse_duration(root.get("mediaPresentationDuration")),
                             parse_duration(root.get("minBufferTime")))
     on_demand = _check_mpd_attributes(root, path, report, manifest)
+    _confine_segment_references(root, path, report)
     for period in root.iter(q("Period")):
         _check_period(period, path, report, cache, manifest, on_demand=on_demand)
     return manifest
@@ -160,9 +161,38 @@ def _base_url(element: etree._Element) -> str:
         node = node.getparent()
     url = ""
     for part in reversed(parts):
-        url = part if checks.is_remote(part) or part.startswith("/") else \
-            (url.rsplit("/", 1)[0] + "/" + part if "/" in url else part)
+        url = _join_base(url, part)
     return url
+
+
+# Elements that name files besides BaseURL, and the attributes that do (ISO/IEC 23009-1 5.3.9).
+_REFERENCE_ATTRIBUTES = {"Initialization": ("sourceURL",), "RepresentationIndex": ("sourceURL",),
+                         "SegmentURL": ("media", "index"),
+                         "SegmentTemplate": ("media", "initialization", "index")}
+_TEMPLATE_IDENTIFIER = re.compile(r"\$[A-Za-z]*(?:%0\d+[dxX])?\$")
+
+
+def _join_base(base: str, reference: str) -> str:
+    if checks.is_remote(reference) or reference.startswith("/") or not base:
+        return reference
+    return base.rsplit("/", 1)[0] + "/" + reference if "/" in base else reference
+
+
+def _confine_segment_references(root: etree._Element, path: Path, report: Report) -> None:
+    """Every file name an MPD gives (templates included) must stay inside the package.
+
+    Only SegmentBase + BaseURL media are read; the others are confined without being opened.
+    """
+    for name, attributes in _REFERENCE_ATTRIBUTES.items():
+        for element in root.iter(q(name)):
+            for attribute in attributes:
+                value = element.get(attribute)
+                if value is None:
+                    continue
+                concrete = _TEMPLATE_IDENTIFIER.sub("0", value)
+                checks.resolve_reference(report, path, _join_base(_base_url(element), concrete),
+                                         where(element), what=f"{name}@{attribute}",
+                                         must_exist=False)
 
 
 def _check_period(period: etree._Element, path: Path, report: Report, cache: MediaCache,

@@ -12,6 +12,7 @@ from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls_syntax import (
     BYTERANGE,
     PlaylistLine,
+    attributes,
     check_syntax,
     check_version,
     is_master,
@@ -46,7 +47,25 @@ def read_playlist(path: Path, report: Report) -> tuple[list[PlaylistLine], str] 
         return None
     text = text.removeprefix("\ufeff")
     lines = scan(text)
-    return (lines, text) if check_syntax(lines, path, report) else None
+    if not check_syntax(lines, path, report):
+        return None
+    _confine_other_uris(lines, path, report)
+    return lines, text
+
+
+# Tags whose URI attribute names a file that this validator does not read (keys, parts...);
+# EXT-X-MAP, EXT-X-MEDIA and the stream tags are resolved where they are checked.
+_OTHER_URI_TAGS = frozenset({"EXT-X-KEY", "EXT-X-SESSION-KEY", "EXT-X-SESSION-DATA",
+                             "EXT-X-PRELOAD-HINT", "EXT-X-PART", "EXT-X-RENDITION-REPORT"})
+
+
+def _confine_other_uris(lines: list[PlaylistLine], path: Path, report: Report) -> None:
+    for line in lines:
+        if line.tag in _OTHER_URI_TAGS:
+            uri = attributes(line.value).get("URI")
+            if uri and not uri.startswith(("data:", "skd:")):
+                checks.resolve_reference(report, path, uri, line.where, what=f"#{line.tag} URI",
+                                         must_exist=False)
 
 
 class PlaylistCache:
@@ -164,6 +183,7 @@ def _check_segments(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine],
                     cache: MediaCache) -> None:
     ranges = _ranges(parsed, extinf_lines, path, report)
     resolved: dict[str, MediaInfo | None] = {}
+    maps: dict[str, Path | None] = {}
     previous_end: tuple[str, int] | None = None
     starts_to_check: dict[Path, list[int]] = {}
     clock = 0.0
@@ -171,6 +191,10 @@ def _check_segments(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine],
                                                     strict=False):
         duration = float(segment.duration or 0.0)
         playlist.extinf_total += duration
+        init = segment.init_section
+        if init is not None and init.uri and init.uri not in maps:
+            maps[init.uri] = checks.resolve_reference(report, path, init.uri, line.where,
+                                                      what="EXT-X-MAP URI")
         if uri not in resolved:
             found = checks.resolve_reference(report, path, uri, line.where, what="segment")
             resolved[uri] = checks.load_media(report, cache, found, path) if found else None

@@ -6,10 +6,22 @@ import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lxml import etree
 from rich.table import Table
+
+EXCERPT_CHARS = 120  # file text quoted in a message: enough to recognise it, never megabytes
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` cut to `limit` characters (with a count of the rest), control characters
+    shown as escapes, so a hostile manifest cannot flood or break a one-line finding."""
+    shown = text[:limit].encode("unicode_escape", "backslashreplace").decode("ascii") \
+        if not text[:limit].isprintable() else text[:limit]
+    return shown if len(text) <= limit else f"{shown}… ({len(text) - limit} more characters)"
+
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
@@ -40,6 +52,16 @@ class Report:
     manifests: list[str] = field(default_factory=list)
     media_files: list[str] = field(default_factory=list)
     _seen: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False)
+    # Package root of each manifest: references must stay under it (checks.resolve_reference).
+    _roots: dict[str, Path] = field(default_factory=dict, repr=False)
+
+    def set_root(self, manifest: Path, root: Path) -> None:
+        """`manifest`'s package root; the first one recorded wins (a master's root passes on
+        to the playlists it names)."""
+        self._roots.setdefault(str(manifest), root)
+
+    def root_of(self, manifest: Path) -> Path:
+        return self._roots.get(str(manifest), manifest.parent)
 
     def add(self, severity: Severity, check: str, file: object, location: str | int | None,
             message: str, *, manifest: object | None = None) -> None:
