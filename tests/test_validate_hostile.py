@@ -7,7 +7,9 @@ traceback, in bounded memory; files outside the package are never opened.
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from discriminator_cli.validate import validate_paths
 from tests.test_validate_corpus import error_checks, run_validate
-from tests.validate_corpus import OUTSIDE_MUTATIONS, outside_dir
+from tests.validate_corpus import HOSTILE_MUTATIONS, OUTSIDE_MUTATIONS, outside_dir
 
 _opened: list[str] | None = None
 
@@ -96,3 +98,65 @@ def test_references_inside_the_package_still_resolve(shaka_package: Path, tmp_pa
     mpd.write_text(text.replace(f"<BaseURL>{name}<", f"<BaseURL>sub/%2e%2e/{name}<", 1))
     code, result = run_validate(capsys, str(package))
     assert code == 0, result["findings"]
+
+
+@pytest.mark.parametrize("mutation", list(HOSTILE_MUTATIONS))
+def test_absurd_numbers_and_sizes_are_findings(shaka_package: Path, tmp_path: Path,
+                                               mutation: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    package = copy_package(shaka_package, tmp_path)
+    mutate, expected = HOSTILE_MUTATIONS[mutation]
+    mutate(package)
+    code, result = run_validate(capsys, str(package))
+    assert code == 1
+    assert expected in error_checks(result), result["findings"]
+    longest = max(len(f["message"]) for f in result["findings"])
+    assert longest < 1000  # file text is quoted as an excerpt, never whole
+
+
+_MEASURE = """
+import json, resource, sys, time
+from discriminator_cli.cli.app import main
+started = time.monotonic()
+try:
+    main(["validate", "--json", sys.argv[1]])
+    code = 0
+except SystemExit as exited:
+    code = exited.code
+peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:  # ru_maxrss survives exec (it may be the parent's at fork); VmHWM is this process's own
+    with open("/proc/self/status") as status:
+        peak_kb = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
+except (OSError, StopIteration):
+    pass
+print(json.dumps({"code": code, "seconds": time.monotonic() - started,
+                  "max_rss_mb": peak_kb / 1024}), file=sys.stderr)
+"""
+
+
+def measure_validate(package: Path) -> dict[str, float]:
+    """Exit code, seconds and peak memory of `validate --json PACKAGE` in a fresh process."""
+    done = subprocess.run([sys.executable, "-c", _MEASURE, str(package)], capture_output=True,
+                          text=True, timeout=300, check=False)
+    return json.loads(done.stderr.strip().splitlines()[-1])
+
+
+# The hostile inputs that used to exhaust memory (2.9 GB for the 20 MB line; MemoryError for
+# the trun; 1 GB read for the moof) and the XML ones that could.
+MEMORY_CASES = ["20 MB attribute line", "trun sample_count 2^32 with default durations",
+                "moof of 1 GiB", "entity expansion (billion laughs)", "20 MB MPD"]
+
+
+def test_hostile_inputs_stay_in_bounded_memory(shaka_package: Path, tmp_path: Path) -> None:
+    """Peak memory stays within a generous margin of validating the good package in the same
+    run, and each finishes (the timeout is a hang guard, not a speed target)."""
+    baseline = measure_validate(shaka_package)
+    assert baseline["code"] == 0
+    for number, mutation in enumerate(MEMORY_CASES):
+        package = copy_package(shaka_package, tmp_path / str(number))
+        HOSTILE_MUTATIONS[mutation][0](package)
+        measured = measure_validate(package)
+        assert measured["code"] == 1, mutation
+        assert measured["max_rss_mb"] < baseline["max_rss_mb"] + 200, (mutation, measured,
+                                                                        baseline)
+        assert measured["seconds"] < baseline["seconds"] + 60, (mutation, measured)

@@ -18,7 +18,7 @@ from discriminator_cli.validate.media import (
     codecs_match,
     required_bandwidth,
 )
-from discriminator_cli.validate.report import Report
+from discriminator_cli.validate.report import Report, excerpt
 
 DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 ON_DEMAND = "urn:mpeg:dash:profile:isoff-on-demand:2011"
@@ -35,6 +35,11 @@ INHERITED = ("mimeType", "codecs", "width", "height", "frameRate", "lang", "cont
 _DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
                        r"(?:(\d+(?:\.\d+)?)S)?)?$")
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
+MAX_SECONDS = 10**9  # about 31 years
+# Real MPDs are kilobytes (a SegmentTimeline for a day is a few MiB); a larger file or more
+# Representations than any ladder has is refused before the per-element checks multiply.
+MAX_MPD_BYTES = 16 << 20
+MAX_REPRESENTATIONS = 2_000
 
 
 def q(name: str) -> str:
@@ -62,21 +67,32 @@ class DashManifest:
 
 
 def parse_duration(text: str | None) -> float | None:
-    """ISO 8601 duration as used by MPDs ('PT1H2M3.5S') in seconds; None if unparseable."""
+    """ISO 8601 duration as used by MPDs ('PT1H2M3.5S') in seconds; None if unparseable
+    or beyond MAX_SECONDS (a 5000-digit duration is no presentation a player can hold)."""
     match = _DURATION.match(text.strip()) if text else None
     if not match or not any(match.groups()):
         return None
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return total if total <= MAX_SECONDS else None
+
+
+def unsigned(text: str | None) -> int | None:
+    """An xs:unsignedLong attribute (at most 20 digits, below 2^64), else None."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not text.isdigit() or not text.isascii() or len(text) > 20 or int(text) >= 2**64:
+        return None
+    return int(text)
 
 
 def parse_frame_rate(text: str) -> Fraction | None:
-    try:
-        num, _, den = text.partition("/")
-        value = Fraction(int(num), int(den) if den else 1)
-    except (ValueError, ZeroDivisionError):
+    num, _, den = text.partition("/")
+    numerator, denominator = unsigned(num), unsigned(den) if den else 1
+    if not numerator or not denominator:
         return None
-    return value if value > 0 else None
+    return Fraction(numerator, denominator)
 
 
 def where(element: etree._Element) -> str:
@@ -97,18 +113,40 @@ def where(element: etree._Element) -> str:
 
 def check_mpd(path: Path, report: Report, cache: MediaCache) -> DashManifest | None:
     report.manifests.append(str(path))
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_MPD_BYTES + 1)
+    if len(data) > MAX_MPD_BYTES:
+        report.error("dash.too-large", path, "",
+                     f"the MPD is larger than {MAX_MPD_BYTES >> 20} MiB; real ones are "
+                     "kilobytes, and this validator does not read it")
+        return None
+    # No DTD, no entity expansion, no network, and libxml2's default limits on depth (256)
+    # and text size (huge_tree off): a hostile MPD fails to parse instead of growing.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                             load_dtd=False, dtd_validation=False)
     try:
-        root = etree.parse(str(path), parser).getroot()
+        root = etree.fromstring(data, parser, base_url=str(path))
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
         report.error("dash.xml-malformed", path, f"line {line}" if line else None,
-                     f"the MPD is not well-formed XML ({exc.msg}); no player can load it")
+                     f"the MPD is not well-formed XML ({excerpt(str(exc.msg))}); no player "
+                     "can load it")
         return None
-    if root.tag != q("MPD"):
-        report.error("dash.namespace", path, where(root),
-                     f"the root element is {root.tag}, not MPD in the DASH namespace "
+    if root is None or root.tag != q("MPD"):
+        tag = excerpt(str(root.tag)) if root is not None else "missing"
+        report.error("dash.namespace", path, where(root) if root is not None else "",
+                     f"the root element is {tag}, not MPD in the DASH namespace "
                      f"{DASH_NS}; players look for that exact name")
+        return None
+    if root.getroottree().docinfo.internalDTD is not None:
+        report.error("dash.doctype", path, "line 1",
+                     "the MPD declares a DTD (<!DOCTYPE ...>); MPDs have none, and a browser's "
+                     "XML parser would expand its entities (this validator does not)")
+    count = sum(1 for _ in root.iter(q("Representation")))
+    if count > MAX_REPRESENTATIONS:
+        report.error("dash.too-large", path, where(root),
+                     f"the MPD has {count} Representations; no ladder has more than "
+                     f"{MAX_REPRESENTATIONS}, and this validator does not check them")
         return None
     manifest = DashManifest(path, parse_duration(root.get("mediaPresentationDuration")),
                             parse_duration(root.get("minBufferTime")))
@@ -129,7 +167,7 @@ def _check_mpd_attributes(root: etree._Element, path: Path, report: Report,
                      "follows")
     for profile in profiles:
         if profile not in KNOWN_PROFILES:
-            report.warning("dash.profiles", path, loc, f"unknown profile '{profile}'")
+            report.warning("dash.profiles", path, loc, f"unknown profile '{excerpt(profile)}'")
     if manifest.min_buffer_time is None:
         report.error("dash.missing-attribute", path, loc,
                      "MPD@minBufferTime is missing or not a duration; @bandwidth means "
@@ -138,7 +176,7 @@ def _check_mpd_attributes(root: etree._Element, path: Path, report: Report,
     if mpd_type == "static" and manifest.duration is None:
         report.error("dash.missing-attribute", path, loc,
                      "a static MPD needs a valid mediaPresentationDuration "
-                     f"(found {root.get('mediaPresentationDuration')!r})")
+                     f"(found '{excerpt(root.get('mediaPresentationDuration') or '')}')")
     on_demand = ON_DEMAND in profiles
     if on_demand and mpd_type != "static":
         report.error("dash.profile-violation", path, loc,
@@ -183,16 +221,22 @@ def _confine_segment_references(root: etree._Element, path: Path, report: Report
 
     Only SegmentBase + BaseURL media are read; the others are confined without being opened.
     """
+    seen: set[str] = set()
     for name, attributes in _REFERENCE_ATTRIBUTES.items():
         for element in root.iter(q(name)):
             for attribute in attributes:
                 value = element.get(attribute)
                 if value is None:
                     continue
-                concrete = _TEMPLATE_IDENTIFIER.sub("0", value)
-                checks.resolve_reference(report, path, _join_base(_base_url(element), concrete),
-                                         where(element), what=f"{name}@{attribute}",
-                                         must_exist=False)
+                reference = _join_base(_base_url(element),
+                                       _TEMPLATE_IDENTIFIER.sub("0", value))
+                if reference in seen:
+                    continue
+                seen.add(reference)
+                # The line alone: an XPath costs a scan of the siblings, and a SegmentList
+                # may hold thousands of SegmentURLs.
+                checks.resolve_reference(report, path, reference, f"line {element.sourceline}",
+                                         what=f"{name}@{attribute}", must_exist=False)
 
 
 def _check_period(period: etree._Element, path: Path, report: Report, cache: MediaCache,
@@ -209,7 +253,7 @@ def _check_period(period: etree._Element, path: Path, report: Report, cache: Med
             if rep_id is not None:
                 if rep_id in seen_ids:
                     report.error("dash.duplicate-id", path, where(rep),
-                                 f"Representation id '{rep_id}' is already used at "
+                                 f"Representation id '{excerpt(rep_id)}' is already used at "
                                  f"{seen_ids[rep_id]}; players address renditions by id")
                 seen_ids.setdefault(rep_id, where(rep))
             manifest.renditions.append(rendition)
@@ -242,6 +286,11 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
         if value is None:
             report.error("dash.missing-attribute", path, loc,
                          f"{kind} Representation lacks @{name} (on it or its AdaptationSet)")
+    for name in ("bandwidth", "width", "height"):
+        value = rep.get(name) if name == "bandwidth" else attrs.get(name)
+        if value is not None and unsigned(value) is None:
+            report.error("dash.attribute-invalid", path, loc,
+                         f"@{name} '{excerpt(value)}' is not a decimal integer below 2^64")
     segment_base = rep.find(q("SegmentBase"))
     if segment_base is None:
         segment_base = adaptation.find(q("SegmentBase"))
@@ -273,11 +322,7 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
     return rendition, segments
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
+_int = unsigned
 
 
 def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind: str,
@@ -289,7 +334,8 @@ def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind
     declared_codecs, actual_codecs = attrs["codecs"], media.codecs
     if declared_codecs and actual_codecs and not codecs_match(declared_codecs, actual_codecs):
         report.error("dash.codecs-mismatch", path, loc,
-                     f"@codecs is '{declared_codecs}' but the stream in {media.path.name} is "
+                     f"@codecs is '{excerpt(declared_codecs)}' but the stream in "
+                     f"{media.path.name} is "
                      f"'{actual_codecs}'; players may reject it or pick the wrong decoder")
     sample = media.sample
     if kind == "video" and sample is not None:
@@ -301,10 +347,12 @@ def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind
         declared_rate = parse_frame_rate(attrs["frameRate"] or "")
         if attrs["frameRate"] and declared_rate is None:
             report.error("dash.missing-attribute", path, loc,
-                         f"@frameRate '{attrs['frameRate']}' is not a number or a fraction")
+                         f"@frameRate '{excerpt(attrs['frameRate'])}' is not a number or a "
+                         "fraction of decimal integers below 2^64")
         elif declared_rate and not checks.frame_rate_matches(declared_rate, media.frame_rate):
             report.error("dash.frame-rate-mismatch", path, loc,
-                         f"declared frameRate {attrs['frameRate']} but the samples last "
+                         f"declared frameRate {excerpt(attrs['frameRate'] or '')} but the "
+                         "samples last "
                          f"{media.frame_duration}/{media.timescale} s "
                          f"({float(media.frame_rate or 0):.3f} fps)")
     if kind == "audio":
@@ -316,8 +364,8 @@ def _parse_range(text: str | None) -> tuple[int, int] | None:
     match = _RANGE.match(text.strip()) if text else None
     if not match:
         return None
-    first, last = int(match.group(1)), int(match.group(2))
-    return (first, last) if first <= last else None
+    first, last = unsigned(match.group(1)), unsigned(match.group(2))
+    return (first, last) if first is not None and last is not None and first <= last else None
 
 
 def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Path,
@@ -330,15 +378,17 @@ def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Pa
             continue
         parsed = _parse_range(text)
         if parsed is None:
-            report.error("dash.range-invalid", path, loc, f"{name} '{text}' is not 'first-last'")
+            report.error("dash.range-invalid", path, loc,
+                         f"{name} '{excerpt(text)}' is not 'first-last' (decimal byte offsets "
+                         "below 2^64)")
         elif parsed[1] >= media.size:
             report.error("dash.range-out-of-file", path, loc,
-                         f"{name} {text} ends past the end of {media.path.name} "
+                         f"{name} {excerpt(text)} ends past the end of {media.path.name} "
                          f"({media.size} bytes)")
     init_range = _parse_range(init_text)
     if init_range and media.moov_end and (init_range[0] != 0 or init_range[1] + 1 < media.moov_end):
         report.error("dash.init-range", path, loc,
-                     f"Initialization@range {init_text} does not cover ftyp+moov "
+                     f"Initialization@range {excerpt(init_text or '')} does not cover ftyp+moov "
                      f"(bytes 0-{media.moov_end - 1})")
     index_range = _parse_range(index_text)
     if index_range is None or index_range[1] >= media.size:

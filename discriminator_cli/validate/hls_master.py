@@ -8,7 +8,7 @@ from pathlib import Path
 import m3u8
 
 from discriminator_cli.validate import checks
-from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, read_playlist
+from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, parse_m3u8, read_playlist
 from discriminator_cli.validate.hls_syntax import PlaylistLine, check_version
 from discriminator_cli.validate.media import codecs_match, peak_bitrate
 from discriminator_cli.validate.report import Report
@@ -50,7 +50,9 @@ def check_master(path: Path, report: Report, playlists: PlaylistCache) -> HlsMas
         return None
     lines, text = read
     check_version(lines, path, report)
-    parsed = m3u8.loads(text)
+    parsed = parse_m3u8(text, path, report)
+    if parsed is None:
+        return None
     master = HlsMaster(path)
     by_tag: dict[str, list[PlaylistLine]] = {}
     for line in lines:
