@@ -11,6 +11,7 @@ from typing import Literal
 
 from lxml import etree
 from rich.table import Table
+from rich.text import Text
 
 EXCERPT_CHARS = 120  # file text quoted in a message: enough to recognise it, never megabytes
 
@@ -18,8 +19,7 @@ EXCERPT_CHARS = 120  # file text quoted in a message: enough to recognise it, ne
 def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
     """`text` cut to `limit` characters (with a count of the rest), control characters
     shown as escapes, so a hostile manifest cannot flood or break a one-line finding."""
-    shown = text[:limit].encode("unicode_escape", "backslashreplace").decode("ascii") \
-        if not text[:limit].isprintable() else text[:limit]
+    shown = _one_line_text(text[:limit])
     return shown if len(text) <= limit else f"{shown}… ({len(text) - limit} more characters)"
 
 
@@ -42,8 +42,12 @@ class Finding:
         return asdict(self)
 
     def one_line(self) -> str:
-        where = f"{self.file}:{self.location}" if self.location else self.file
-        return f"{self.severity}: [{self.check}] {where}: {self.message}"
+        """`FILE:LOCATION: severity check-id: message`, as compilers print them (no LOCATION
+        part when there is none); control characters in the file name are escaped so one
+        finding is always one line."""
+        file = _one_line_text(self.file)
+        where = f"{file}:{self.location}" if self.location else file
+        return f"{where}: {self.severity} {self.check}: {self.message}"
 
 
 @dataclass
@@ -136,6 +140,8 @@ class Report:
         return "\n".join([*lines, self.summary_line()])
 
     def table(self) -> Table:
+        """For a terminal. Cells are Text, never markup: file names and messages quote the
+        package (a segment 'seg[/b].mp4' is a name, not a closing tag)."""
         table = Table(title=self.summary_line(), title_justify="left", show_lines=True)
         table.add_column("severity", no_wrap=True)
         table.add_column("check", overflow="fold")
@@ -144,7 +150,8 @@ class Report:
         styles = {"error": "red", "warning": "yellow", "info": "cyan"}
         for f in self.sorted_findings():
             where = _display_path(f.file) + (f"\n{f.location}" if f.location else "")
-            table.add_row(f"[{styles[f.severity]}]{f.severity}[/]", f.check, where, f.message)
+            table.add_row(Text(f.severity, style=styles[f.severity]), Text(f.check),
+                          Text(where), Text(f.message))
         return table
 
     def junit_xml(self, *, strict: bool = False) -> bytes:
@@ -178,6 +185,12 @@ class Report:
         suites.set("tests", str(sum(int(s.get("tests", "0")) for s in suites)))
         suites.set("failures", str(total_failures))
         return etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _one_line_text(text: str) -> str:
+    return text if text.isprintable() else \
+        "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                for c in text)
 
 
 def _display_path(file: str) -> str:
