@@ -17,6 +17,10 @@ from tests.validate_corpus import MORE_MUTATIONS, MUTATIONS, misalign_lowest_run
 # hls._check_against_fragments). Both packagers also leave the final segment out of BANDWIDTH,
 # but `encode` re-declares the measured peak (hls_bandwidth), so no warning is expected.
 KNOWN_PACKAGER_FINDINGS = {"hls.range-covers-index"}
+# Both packagers also leave the final entry out of the I-frame BANDWIDTH. Until encode
+# re-declares it (iframes.iframe_playlist_rates, the encode side of issue 9) a good package
+# carries this warning; remove it here once encode does.
+KNOWN_PACKAGER_FINDINGS |= {"hls.iframe-bandwidth-final-window"}
 
 
 def run_cli(*args: str) -> int:
@@ -48,7 +52,8 @@ def test_good_package_passes(any_package: Path, capsys: pytest.CaptureFixture[st
     assert len(names) == 7  # mpd + master + 2 video + 1 audio + 2 I-frame playlists
     unexpected = {f["check"] for f in result["findings"]} - KNOWN_PACKAGER_FINDINGS
     assert not unexpected, result["findings"]
-    assert run_cli("validate", str(any_package), "--strict") == 0
+    warned = any(f["severity"] == "warning" for f in result["findings"])
+    assert run_cli("validate", str(any_package), "--strict") == (1 if warned else 0)
 
 
 ALL_MUTATIONS = {**MUTATIONS, **MORE_MUTATIONS}

@@ -272,6 +272,16 @@ def average_bandwidth_off(pkg: Path) -> None:
          lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
 
 
+def iframe_bandwidth_below_peak(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-I-FRAME-STREAM-INF:(?:[^\n]*,)?)BANDWIDTH=(\d+)",
+         lambda m: f"{m.group(1)}BANDWIDTH={int(m.group(2)) // 2}")
+
+
+def iframe_average_bandwidth_off(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-I-FRAME-STREAM-INF:[^\n]*)AVERAGE-BANDWIDTH=(\d+)",
+         lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
+
+
 MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "duplicate Representation id": (duplicate_representation_id, "dash.duplicate-id"),
     "no frameRate": (missing_frame_rate, "dash.missing-attribute"),
@@ -285,6 +295,10 @@ MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "wrong FRAME-RATE": (wrong_frame_rate, "hls.frame-rate-mismatch"),
     "wrong RESOLUTION": (wrong_resolution, "hls.resolution-mismatch"),
     "AVERAGE-BANDWIDTH off": (average_bandwidth_off, "hls.average-bandwidth-mismatch"),
+    "I-frame BANDWIDTH below peak": (iframe_bandwidth_below_peak,
+                                     "hls.iframe-bandwidth-below-peak"),
+    "I-frame AVERAGE-BANDWIDTH off": (iframe_average_bandwidth_off,
+                                      "hls.iframe-average-bandwidth-mismatch"),
 }
 
 

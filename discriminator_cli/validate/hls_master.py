@@ -10,6 +10,7 @@ import m3u8
 from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, parse_m3u8, read_playlist
 from discriminator_cli.validate.hls_syntax import PlaylistLine, check_version
+from discriminator_cli.validate.iframes import check_iframe_rates
 from discriminator_cli.validate.media import codecs_match, peak_bitrate
 from discriminator_cli.validate.report import Report
 
@@ -211,6 +212,7 @@ def _check_iframe_variant(variant: m3u8.IFramePlaylist, line: PlaylistLine, path
     declared = [c.strip() for c in (info.codecs or "").split(",") if c.strip()]
     actual = [playlist.media.codecs] if playlist.media.codecs else []
     _check_codecs(declared, actual, path, report, line)
+    check_iframe_rates(info, playlist, path, report, line)
 
 
 def _check_alignment(master: HlsMaster, path: Path, report: Report) -> None:
