@@ -13,6 +13,7 @@ from discriminator_cli.cli import (
     encode,
     lipsync,
     mel,
+    players,
     presets,
     preview,
     quantize,
@@ -30,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize):
+for module in (doctor, presets, sample, encode, validate, preview, players, mel, lipsync,
+               quantize):
     module.register(app)
 
 

@@ -10,14 +10,16 @@ from typing import Annotated
 
 import typer
 from rich import box
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, out_console, print_json, warn
 from discriminator_cli.errors import BadInputError, ValidationFailedError
 from discriminator_cli.preview.declared import DASH_MANIFEST, HLS_MANIFEST
 from discriminator_cli.preview.playback import DEFAULT_PLAYERS, PlaybackReport, check_playback
-from discriminator_cli.preview.players import require_node_modules
+from discriminator_cli.preview.players import NPM_HINT, find_node_modules
 from discriminator_cli.preview.server import DEFAULT_HOST, DEFAULT_PORT, PreviewServer
 
 
@@ -58,14 +60,19 @@ def preview(
     if check:
         _check(package, tuple(player or DEFAULT_PLAYERS), json_output)
         return
-    server = PreviewServer(package, require_node_modules(), host=host, port=port)
+    node_modules = find_node_modules()
+    server = PreviewServer(package, node_modules, host=host, port=port)
     urls = server.urls()
     if json_output:
         print_json(urls)
     else:
         _print_urls(urls)
+    if node_modules is None:
+        warn(f"player libraries not found: serving the package without them, and the page "
+             f"says so — {escape(NPM_HINT)}")
     if not _is_loopback(host):
-        warn(f"listening on {host}: anyone who can reach this machine can fetch the package")
+        warn(f"listening on {escape(host)}: anyone who can reach this machine can fetch the "
+             "package")
     if open_browser:
         webbrowser.open(str(urls["url"]))
     err_console.print("Serving; Ctrl-C to stop.")
@@ -80,17 +87,17 @@ def preview(
 def _print_urls(urls: dict[str, object]) -> None:
     table = Table("", "URL", box=None, show_header=False, pad_edge=False)
     for item in urls["players"]:  # type: ignore[attr-defined]
-        table.add_row(item["label"], item["url"])
+        table.add_row(Text(item["label"]), Text(item["url"]))
     labels = {"dash": "DASH manifest", "hls": "HLS master"}
     for kind, url in urls["manifests"].items():  # type: ignore[attr-defined]
-        table.add_row(labels[kind], url)
-    out_console.print(f"Preview of {urls['package']}")
+        table.add_row(labels[kind], Text(url))
+    out_console.print(Text(f"Preview of {urls['package']}"), soft_wrap=True)
     out_console.print(table)
     sys.stdout.flush()
 
 
 def _check(package: Path, players: tuple[str, ...], json_output: bool) -> None:
-    with err_console.status(f"playing {package} in headless Chromium"):
+    with err_console.status(f"playing {escape(str(package))} in headless Chromium"):
         report = check_playback(package, players)
     if json_output:
         print_json(report.as_dict())
@@ -110,10 +117,10 @@ def _print_report(report: PlaybackReport) -> None:
         # A trailing ! marks a rendition that did not decode at its declared height.
         heights = ",".join(f"{c['height']}{'' if c.get('ok') else '!'}" for c in p.renditions)
         table.add_row(p.player, "[green]ok[/green]" if p.ok else "[red]FAILED[/red]",
-                      heights or "-", p.audio_language or "-", f"{p.played_seconds:.1f} s",
+                      heights or "-", escape(p.audio_language or "-"), f"{p.played_seconds:.1f} s",
                       str(p.requests), str(p.partial_responses), str(len(p.bad_requests)),
                       f"{p.seconds:.1f} s")
-    out_console.print(f"Chromium {report.chromium}: {report.package}")
+    out_console.print(Text(f"Chromium {report.chromium}: {report.package}"), soft_wrap=True)
     out_console.print(table)
     for line in report.failures():
-        err_console.print(f"[red]✗[/red] {line}", soft_wrap=True)
+        err_console.print(f"[red]✗[/red] {escape(line)}", soft_wrap=True)

@@ -13,6 +13,7 @@ from discriminator_cli.confine import OutsideRoot, confined_path
 
 _SNIFF_BYTES = 64 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_POSITION_DIGITS = 19  # 10**19 bytes: no file is larger
 
 MIME_TYPES = {
     ".mpd": "application/dash+xml",
@@ -51,6 +52,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first_text, last_text = match.groups()
     if not first_text and not last_text:
         return None
+    # A position with more digits than any file size needs (thousands of them overflow
+    # int()'s digit limit) stands for "beyond the end": the rules below then apply as usual.
+    if len(first_text) > _MAX_POSITION_DIGITS:
+        raise RangeNotSatisfiable
+    if len(last_text) > _MAX_POSITION_DIGITS:
+        last_text = str(size) if first_text else ""
+        if not first_text:  # a suffix longer than any file: all of it
+            if size == 0:
+                raise RangeNotSatisfiable
+            return 0, size - 1
     if not first_text:  # suffix: the last N bytes
         suffix = int(last_text)
         if suffix == 0 or size == 0:
