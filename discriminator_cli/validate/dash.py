@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 from lxml import etree
 
 from discriminator_cli.validate import checks
+from discriminator_cli.validate.dash_syntax import (
+    DASH_NS,
+    REFERENCE_ATTRIBUTES,
+    TEMPLATE_IDENTIFIER,
+    base_url,
+    join_base,
+    parse_duration,
+    parse_frame_rate,
+    parse_range,
+    q,
+    unsigned,
+    where,
+)
 from discriminator_cli.validate.media import (
     MediaCache,
     MediaInfo,
@@ -20,7 +31,6 @@ from discriminator_cli.validate.media import (
 )
 from discriminator_cli.validate.report import Report, excerpt
 
-DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 ON_DEMAND = "urn:mpeg:dash:profile:isoff-on-demand:2011"
 KNOWN_PROFILES = frozenset({
     ON_DEMAND, "urn:mpeg:dash:profile:isoff-live:2011", "urn:mpeg:dash:profile:isoff-main:2011",
@@ -32,18 +42,10 @@ KNOWN_PROFILES = frozenset({
 })
 INHERITED = ("mimeType", "codecs", "width", "height", "frameRate", "lang", "contentType",
              "audioSamplingRate")
-_DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
-                       r"(?:(\d+(?:\.\d+)?)S)?)?$")
-_RANGE = re.compile(r"^(\d+)-(\d+)$")
-MAX_SECONDS = 10**9  # about 31 years
 # Real MPDs are kilobytes (a SegmentTimeline for a day is a few MiB); a larger file or more
 # Representations than any ladder has is refused before the per-element checks multiply.
 MAX_MPD_BYTES = 16 << 20
 MAX_REPRESENTATIONS = 2_000
-
-
-def q(name: str) -> str:
-    return f"{{{DASH_NS}}}{name}"
 
 
 @dataclass
@@ -64,51 +66,6 @@ class DashManifest:
     duration: float | None
     min_buffer_time: float | None
     renditions: list[DashRendition] = field(default_factory=list)
-
-
-def parse_duration(text: str | None) -> float | None:
-    """ISO 8601 duration as used by MPDs ('PT1H2M3.5S') in seconds; None if unparseable
-    or beyond MAX_SECONDS (a 5000-digit duration is no presentation a player can hold)."""
-    match = _DURATION.match(text.strip()) if text else None
-    if not match or not any(match.groups()):
-        return None
-    days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
-    return total if total <= MAX_SECONDS else None
-
-
-def unsigned(text: str | None) -> int | None:
-    """An xs:unsignedLong attribute (at most 20 digits, below 2^64), else None."""
-    if text is None:
-        return None
-    text = text.strip()
-    if not text.isdigit() or not text.isascii() or len(text) > 20 or int(text) >= 2**64:
-        return None
-    return int(text)
-
-
-def parse_frame_rate(text: str) -> Fraction | None:
-    num, _, den = text.partition("/")
-    numerator, denominator = unsigned(num), unsigned(den) if den else 1
-    if not numerator or not denominator:
-        return None
-    return Fraction(numerator, denominator)
-
-
-def where(element: etree._Element) -> str:
-    """'line 7 (/MPD/Period[1]/AdaptationSet[2]/Representation[1])'."""
-    steps = []
-    node: etree._Element | None = element
-    while node is not None:
-        name = etree.QName(node).localname
-        parent = node.getparent()
-        if parent is None:
-            steps.append(name)
-        else:
-            same = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
-            steps.append(f"{name}[{same.index(node) + 1}]")
-        node = parent
-    return f"line {element.sourceline} (/{'/'.join(reversed(steps))})"
 
 
 def check_mpd(path: Path, report: Report, cache: MediaCache) -> DashManifest | None:
@@ -188,48 +145,20 @@ def _inherited(rep: etree._Element, adaptation: etree._Element, name: str) -> st
     return rep.get(name) if rep.get(name) is not None else adaptation.get(name)
 
 
-def _base_url(element: etree._Element) -> str:
-    """BaseURL elements from the MPD down to `element`, joined like relative URLs."""
-    parts: list[str] = []
-    node: etree._Element | None = element
-    while node is not None:
-        base = node.find(q("BaseURL"))
-        if base is not None and base.text:
-            parts.append(base.text.strip())
-        node = node.getparent()
-    url = ""
-    for part in reversed(parts):
-        url = _join_base(url, part)
-    return url
-
-
-# Elements that name files besides BaseURL, and the attributes that do (ISO/IEC 23009-1 5.3.9).
-_REFERENCE_ATTRIBUTES = {"Initialization": ("sourceURL",), "RepresentationIndex": ("sourceURL",),
-                         "SegmentURL": ("media", "index"),
-                         "SegmentTemplate": ("media", "initialization", "index")}
-_TEMPLATE_IDENTIFIER = re.compile(r"\$[A-Za-z]*(?:%0\d+[dxX])?\$")
-
-
-def _join_base(base: str, reference: str) -> str:
-    if checks.is_remote(reference) or reference.startswith("/") or not base:
-        return reference
-    return base.rsplit("/", 1)[0] + "/" + reference if "/" in base else reference
-
-
 def _confine_segment_references(root: etree._Element, path: Path, report: Report) -> None:
     """Every file name an MPD gives (templates included) must stay inside the package.
 
     Only SegmentBase + BaseURL media are read; the others are confined without being opened.
     """
     seen: set[str] = set()
-    for name, attributes in _REFERENCE_ATTRIBUTES.items():
+    for name, attributes in REFERENCE_ATTRIBUTES.items():
         for element in root.iter(q(name)):
             for attribute in attributes:
                 value = element.get(attribute)
                 if value is None:
                     continue
-                reference = _join_base(_base_url(element),
-                                       _TEMPLATE_IDENTIFIER.sub("0", value))
+                reference = join_base(base_url(element),
+                                       TEMPLATE_IDENTIFIER.sub("0", value))
                 if reference in seen:
                     continue
                 seen.add(reference)
@@ -300,7 +229,7 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
         report.error("dash.profile-violation", path, loc,
                      "the on-demand profile needs SegmentBase with @indexRange and "
                      "Initialization@range, so players can find the sidx and init bytes")
-    reference = _base_url(rep)
+    reference = base_url(rep)
     if not reference:
         report.error("dash.missing-attribute", path, loc,
                      "no BaseURL: the Representation does not say which file holds its media")
@@ -360,14 +289,6 @@ def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind
                               check="dash.language-mismatch")
 
 
-def _parse_range(text: str | None) -> tuple[int, int] | None:
-    match = _RANGE.match(text.strip()) if text else None
-    if not match:
-        return None
-    first, last = unsigned(match.group(1)), unsigned(match.group(2))
-    return (first, last) if first is not None and last is not None and first <= last else None
-
-
 def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Path,
                         report: Report, loc: str) -> list[Segment]:
     init = segment_base.find(q("Initialization"))
@@ -376,7 +297,7 @@ def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Pa
     for name, text in (("Initialization@range", init_text), ("@indexRange", index_text)):
         if text is None:
             continue
-        parsed = _parse_range(text)
+        parsed = parse_range(text)
         if parsed is None:
             report.error("dash.range-invalid", path, loc,
                          f"{name} '{excerpt(text)}' is not 'first-last' (decimal byte offsets "
@@ -385,12 +306,12 @@ def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Pa
             report.error("dash.range-out-of-file", path, loc,
                          f"{name} {excerpt(text)} ends past the end of {media.path.name} "
                          f"({media.size} bytes)")
-    init_range = _parse_range(init_text)
+    init_range = parse_range(init_text)
     if init_range and media.moov_end and (init_range[0] != 0 or init_range[1] + 1 < media.moov_end):
         report.error("dash.init-range", path, loc,
                      f"Initialization@range {excerpt(init_text or '')} does not cover ftyp+moov "
                      f"(bytes 0-{media.moov_end - 1})")
-    index_range = _parse_range(index_text)
+    index_range = parse_range(index_text)
     if index_range is None or index_range[1] >= media.size:
         return []
     return _check_sidx(index_range, media, path, report, loc,
