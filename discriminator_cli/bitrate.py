@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+MAX_WINDOW_SEGMENTS = 128  # 1.5 target durations of segments 1/85 of the target long
+
 
 @dataclass(frozen=True)
 class Segment:
@@ -34,7 +36,9 @@ def peak_bitrate(segments: list[Segment], nominal_duration: float) -> float:
     count = len(segments)
     for i in range(count):
         size, seconds = 0, 0.0
-        for j in range(i, count):  # windows span a few segments: this stays linear
+        # Windows span a few segments, so this stays linear; zero or tiny durations (hostile
+        # playlists) would make every window run to the end, hence the cap.
+        for j in range(i, min(count, i + MAX_WINDOW_SEGMENTS)):
             size += segments[j].size
             seconds += segments[j].duration
             if seconds > high:

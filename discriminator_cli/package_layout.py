@@ -7,6 +7,11 @@ same rules.
 from __future__ import annotations
 
 import re
+from pathlib import Path
+
+import m3u8
+
+from discriminator_cli.bitrate import Segment
 
 MPD_NAME = "stream.mpd"
 HLS_MASTER_NAME = "master.m3u8"
@@ -14,9 +19,10 @@ DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 
 _DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
                        r"(?:(\d+(?:\.\d+)?)S)?)?$")
-# An MPD duration longer than this many digits is not a real presentation; refusing it keeps
-# float() from chewing on hostile input.
+# An MPD duration longer than this many characters, or than about 31 years, is not a real
+# presentation; refusing it keeps float() from chewing on hostile input.
 _MAX_DURATION_CHARS = 64
+MAX_DURATION_SECONDS = 10**9
 
 
 def dash_tag(name: str) -> str:
@@ -33,4 +39,24 @@ def parse_iso_duration(text: str | None) -> float | None:
     if not match or not any(match.groups()):
         return None
     days, hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
-    return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    total = ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+    return total if total <= MAX_DURATION_SECONDS else None
+
+
+def playlist_segments(path: Path) -> tuple[list[Segment], float]:
+    """The byte-range segments of one fMP4 media or I-frame playlist (sizes and EXTINF
+    durations; offsets where given) and its nominal (target) duration."""
+    playlist = m3u8.load(str(path))
+    segments, start = [], 0.0
+    for segment in playlist.segments:
+        if not segment.byterange:
+            continue
+        length, _, offset = str(segment.byterange).partition("@")
+        if not length.isdigit():
+            continue
+        duration = float(segment.duration or 0.0)
+        segments.append(Segment(int(length), start, duration,
+                                offset=int(offset) if offset.isdigit() else None))
+        start += duration
+    nominal = float(playlist.target_duration or max((s.duration for s in segments), default=1))
+    return segments, nominal

@@ -8,7 +8,9 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ import pytest
 
 from discriminator_cli.errors import BadInputError, MissingToolError
 from discriminator_cli.preview.files import RangeNotSatisfiable, parse_range
+from discriminator_cli.preview.install import ENV_NPM, NPM_DIR, NPM_FILES, install_players
 from discriminator_cli.preview.players import (
     ENV_PLAYERS_DIR,
     PLAYER_LIBRARIES,
@@ -26,6 +29,7 @@ from discriminator_cli.preview.players import (
     require_node_modules,
 )
 from discriminator_cli.preview.server import PreviewServer
+from discriminator_cli.runner import CommandRunner
 
 MEDIA = bytes(range(256)) * 40  # 10240 bytes, every offset distinguishable by content
 SECRET = b"secret-outside-the-package"
@@ -314,3 +318,160 @@ def test_cli_rejects_a_directory_without_manifests(tmp_path: Path, players: Path
                            "--port", "0"], capture_output=True, text=True, env=env, timeout=30)
     assert done.returncode == 2
     assert "stream.mpd" in done.stderr
+
+
+HUGE = "9" * 5000  # more digits than int() converts by default
+
+
+@pytest.mark.parametrize(("header", "status"), [
+    (f"bytes={HUGE}-", 416),        # starts past any end
+    (f"bytes={HUGE}-{HUGE}", 416),
+    (f"bytes=0-{HUGE}", 206),       # ends past the end: clipped
+    (f"bytes=-{HUGE}", 206),        # a suffix longer than the file: all of it
+])
+def test_range_with_thousands_of_digits_is_answered(server: PreviewServer, header: str,
+                                                    status: int) -> None:
+    answered, headers, body = request(server, "/media/blob.bin", headers={"Range": header})
+    assert answered == status
+    if status == 206:
+        assert (headers["content-range"], body) == (f"bytes 0-10239/{len(MEDIA)}", MEDIA)
+    else:
+        assert headers["content-range"] == f"bytes */{len(MEDIA)}"
+
+
+def _connect_all(address: tuple[str, int], count: int, seconds: float) -> list[socket.socket]:
+    """Open `count` connections at once (non-blocking); the ones established in time."""
+    chooser = selectors.DefaultSelector()
+    pending = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.setblocking(False)
+        sock.connect_ex(address)
+        chooser.register(sock, selectors.EVENT_WRITE)
+        pending.append(sock)
+    done: list[socket.socket] = []
+    deadline = time.monotonic() + seconds
+    while len(done) < count and time.monotonic() < deadline:
+        for key, _ in chooser.select(timeout=0.1):
+            chooser.unregister(key.fileobj)
+            done.append(key.fileobj)  # type: ignore[arg-type]
+    chooser.close()
+    for sock in pending:
+        if sock not in done or sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+            sock.close()
+    return [s for s in done if s.fileno() != -1]
+
+
+def test_200_simultaneous_connections_are_all_answered(package: Path, players: Path) -> None:
+    """All 200 connect before the server accepts any (the listen backlog holds them; the old
+    backlog of 5 held 6), then each gets its answer."""
+    server = PreviewServer(package, players, port=0)  # listening, not yet accepting
+    connected: list[socket.socket] = []
+    try:
+        connected = _connect_all(server.httpd.server_address[:2], 200, 5.0)
+        assert len(connected) == 200
+        server.start()
+        for sock in connected:
+            sock.setblocking(True)
+            sock.settimeout(20)
+            sock.sendall(b"GET /media/blob.bin HTTP/1.1\r\nHost: test\r\n"
+                         b"Range: bytes=100-109\r\nConnection: close\r\n\r\n")
+        for sock in connected:
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 206") and answer.endswith(MEDIA[100:110])
+    finally:
+        for sock in connected:
+            sock.close()
+        server.close()
+
+
+def test_serving_without_player_libraries(package: Path, tmp_path: Path) -> None:
+    """A pip install without node_modules: the package is served with ranges, the page and
+    the console say the players are missing and how to install them."""
+    empty = tmp_path / "no-players"
+    empty.mkdir()
+    env = {**os.environ, ENV_PLAYERS_DIR: str(empty), "XDG_DATA_HOME": str(tmp_path / "data")}
+    proc = subprocess.Popen([sys.executable, "-m", "discriminator_cli", "preview", str(package),
+                             "--port", "0", "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        info = _read_json_document(proc.stdout, time.monotonic() + 20)
+        assert info["players"] == []
+        host_port = str(info["url"]).split("//", 1)[1].rstrip("/")
+        conn = http.client.HTTPConnection(host_port, timeout=5)
+        conn.request("GET", "/media/blob.bin", headers={"Range": "bytes=0-3"})
+        response = conn.getresponse()
+        assert (response.status, response.read()) == (206, MEDIA[:4])
+        conn.request("GET", "/_preview/config.json")
+        config = json.loads(conn.getresponse().read())
+        assert "discriminator players install" in config["players_missing"]
+        conn.request("GET", "/")
+        assert b'id="notice"' in conn.getresponse().read()
+        conn.request("GET", "/_preview/app.js")
+        assert b"players_missing" in conn.getresponse().read()
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=10) == 0
+        assert "discriminator players install" in proc.stderr.read()  # type: ignore[union-attr]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_lockfile_ships_inside_the_package() -> None:
+    """pip users get package.json + package-lock.json as package data; a checkout's root
+    files are the same ones (links), so `npm ci` there installs what `players install` does."""
+    shipped = NPM_DIR / "package-lock.json"
+    lock = json.loads(shipped.read_text())
+    pinned = lock["packages"][""]["dependencies"]
+    assert {lib.npm_package for lib in PLAYER_LIBRARIES.values()} | {"playwright-core"} \
+        <= set(pinned)
+    root = Path(__file__).resolve().parents[1]
+    for name in NPM_FILES:
+        assert (root / name).resolve() == (NPM_DIR / name).resolve()
+
+
+def test_players_install_dry_run_prints_the_argv_and_touches_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    stand_in = tmp_path / "npm"  # would fail if run: a dry run must not run it
+    stand_in.write_text("#!/bin/sh\nexit 1\n")
+    stand_in.chmod(0o755)
+    env = {**os.environ, "XDG_DATA_HOME": str(data), ENV_NPM: str(stand_in)}
+    done = subprocess.run([sys.executable, "-m", "discriminator_cli", "players", "install",
+                           "--dry-run"], capture_output=True, text=True, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    target = data / "discriminator" / "players"
+    assert done.stdout == f"cd {target} && {stand_in} ci --no-audit --no-fund --loglevel=error\n"
+    assert not data.exists()
+
+
+def test_players_install_runs_npm_ci_from_the_lockfile(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a stand-in npm that checks it was given the shipped lockfile and lays out the
+    bundles: the result is published into the data directory, where preview finds it."""
+    stand_in = tmp_path / "npm"
+    bundles = [f"node_modules/{lib.npm_package}/{lib.bundle}" for lib in PLAYER_LIBRARIES.values()]
+    stand_in.write_text(f"""#!{sys.executable}
+import pathlib, sys
+assert sys.argv[1:] == ["ci", "--no-audit", "--no-fund", "--loglevel=error"], sys.argv
+assert pathlib.Path("package-lock.json").read_bytes() == \\
+    pathlib.Path({str(NPM_DIR / "package-lock.json")!r}).read_bytes()
+for bundle in {bundles!r}:
+    pathlib.Path(bundle).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(bundle).write_text("/* bundle */")
+""")
+    stand_in.chmod(0o755)
+    monkeypatch.setenv(ENV_NPM, str(stand_in))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.delenv(ENV_PLAYERS_DIR, raising=False)
+    runner = CommandRunner()
+    installed = install_players(runner)
+    assert installed == tmp_path / "data" / "discriminator" / "players" / "node_modules"
+    assert runner.history == [[str(stand_in), "ci", "--no-audit", "--no-fund",
+                               "--loglevel=error"]]
+    monkeypatch.chdir(tmp_path)
+    found = find_node_modules()
+    assert found is not None and found.parent.parent == (tmp_path / "data" / "discriminator")

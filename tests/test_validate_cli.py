@@ -93,3 +93,54 @@ def test_validate_package_is_what_encode_calls(shaka_package: Path) -> None:
     summary = report.summary()
     assert summary["errors"] == len(report.errors) == 0
     assert summary["manifests"] == len(report.manifests) and summary["media_files"] == 3
+
+
+def test_file_text_is_never_read_as_markup(shaka_package: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A segment named like a Rich closing tag is printed as is, in every format."""
+    package = tmp_path / "package"
+    shutil.copytree(shaka_package, package)
+    playlist = variant_playlists(package)[0]
+    media = playlist.read_text().splitlines()[-2]  # the last segment's URI line
+    playlist.write_text(playlist.read_text().replace(f"\n{media}\n", "\nseg[/b][red].mp4\n"))
+    for output in ("table", "text"):
+        assert run_cli("validate", str(package), "--format", output) == 1
+        captured = capsys.readouterr()
+        assert "seg[/b][red].mp4" in captured.out
+        assert "Traceback" not in captured.err and "MarkupError" not in captured.err
+
+
+def test_text_format_is_one_unwrapped_line_per_finding(shaka_package: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(shaka_package, package)
+    MUTATIONS["EXT-X-VERSION too low"][0](package)
+    MUTATIONS["wrong codecs (DASH)"][0](package)
+    assert run_cli("validate", str(package / "stream.mpd"), str(package), "--json") == 1
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    # Off a terminal (captured stdout) text is the default; --format text says the same.
+    for args in ((), ("--format", "text")):
+        assert run_cli("validate", str(package), *args) == 1
+        lines = capsys.readouterr().out.splitlines()
+        assert len(lines) == len(findings) + 1  # and the summary
+        for line, finding in zip(lines, findings, strict=False):
+            where = f"{finding['file']}:{finding['location']}" if finding["location"] \
+                else finding["file"]
+            assert line == (f"{where}: {finding['severity']} {finding['check']}: "
+                            f"{finding['message']}")
+        assert max(len(line) for line in lines) > 80  # long explanations stay on their line
+        assert "error(s)" in lines[-1]
+
+
+def test_table_off_a_terminal_is_not_cut_at_80_columns(shaka_package: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    package = tmp_path / "package"
+    shutil.copytree(shaka_package, package)
+    MUTATIONS["wrong codecs (DASH)"][0](package)
+    assert run_cli("validate", str(package), "--format", "table") == 1
+    out = capsys.readouterr().out
+    assert "dash.codecs-mismatch" in out
+    message = next(line for line in out.splitlines() if "@codecs is" in line)
+    assert "players may reject it or pick the wrong decoder" in message  # one row, unwrapped

@@ -15,7 +15,8 @@ from tests.validate_corpus import MORE_MUTATIONS, MUTATIONS, misalign_lowest_run
 
 # What a good package may still carry: Bento4's last byte range covers its mfra index (a note,
 # hls._check_against_fragments). Both packagers also leave the final segment out of BANDWIDTH,
-# but `encode` re-declares the measured peak (hls_bandwidth), so no warning is expected.
+# but `encode` re-declares the measured peaks (encode/hls_fixes.py, I-frame streams too), so
+# no warning is expected.
 KNOWN_PACKAGER_FINDINGS = {"hls.range-covers-index"}
 
 

@@ -127,7 +127,7 @@ def test_trun_with_first_sample_flags_and_tfhd_defaults() -> None:
                      struct.pack(">iI", 500, 0x02000000), 3, struct.pack(">III", 900, 40, 30))
     traf = traf_of(moof, 10_000)
     assert traf.base_decode_time == 24576 and traf.sample_count == 3
-    assert traf.duration == 3 * 512 and traf.sample_durations == (512, 512, 512)
+    assert traf.duration == 3 * 512 and traf.frame_duration == 512
     assert traf.first_sample_flags == 0x02000000 and mp4box.is_sync(traf.first_sample_flags)
     assert (traf.data_offset, traf.first_sample_size, traf.data_size) == (10_500, 900, 970)
 
@@ -149,7 +149,8 @@ def test_trun_durations_and_trex_defaults() -> None:
     moof = moof_with(0x020000, b"", 0x000301, struct.pack(">i", 100), 2,
                      struct.pack(">IIII", 1024, 10, 1000, 11))
     traf = traf_of(moof, 0, trex)
-    assert traf.sample_durations == (1024, 1000) and traf.first_sample_flags == 0x02000000
+    assert (traf.duration, traf.frame_duration) == (2024, 1024)
+    assert traf.first_sample_flags == 0x02000000
 
 
 def test_trun_shorter_than_its_samples() -> None:

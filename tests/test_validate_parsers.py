@@ -204,3 +204,21 @@ def test_report_dedupes_counts_and_renders() -> None:
     assert suites["/p/v.mp4"].find("testcase/failure").get("type") == "media.segment-not-sync"
     assert junit.get("failures") == "1"
     assert etree.fromstring(report.junit_xml(strict=True)).get("failures") == "3"
+
+
+def test_iframe_playlist_rates_measure_the_byte_ranges(tmp_path: Path) -> None:
+    """Peak over RFC 8216 windows with every entry (the short dense last one included) and
+    the average over the whole playlist."""
+    from discriminator_cli.validate.iframes import iframe_playlist_rates
+
+    playlist = tmp_path / "iframes.m3u8"
+    entries = [(20_000, 2.0), (20_000, 2.0), (10_000, 0.5)]
+    lines = ["#EXTM3U", "#EXT-X-VERSION:4", "#EXT-X-TARGETDURATION:2", "#EXT-X-I-FRAMES-ONLY"]
+    offset = 1000
+    for size, seconds in entries:
+        lines += [f"#EXTINF:{seconds},", f"#EXT-X-BYTERANGE:{size}@{offset}", "video.mp4"]
+        offset += size * 3
+    playlist.write_text("\n".join([*lines, "#EXT-X-ENDLIST"]) + "\n")
+    peak, average = iframe_playlist_rates(playlist)
+    assert peak == pytest.approx((20_000 + 10_000) * 8 / 2.5)  # the last two together
+    assert average == pytest.approx(50_000 * 8 / 4.5)

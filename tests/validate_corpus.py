@@ -272,6 +272,25 @@ def average_bandwidth_off(pkg: Path) -> None:
          lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
 
 
+def iframe_bandwidth_below_peak(pkg: Path) -> None:
+    """Half the measured peak (Bento4 declares several times the peak, so halving what it
+    declares would still be honest)."""
+    from discriminator_cli.validate.iframes import iframe_playlist_rates
+
+    def halve(m: re.Match[str]) -> str:
+        uri = re.search(r'URI="([^"]+)"', m.group(0))
+        assert uri is not None
+        peak, _ = iframe_playlist_rates(pkg / uri.group(1))
+        return re.sub(r"(?<![A-Z-])BANDWIDTH=\d+", f"BANDWIDTH={int(peak) // 2}", m.group(0))
+
+    edit(pkg / MASTER, r"#EXT-X-I-FRAME-STREAM-INF:[^\n]*", halve)
+
+
+def iframe_average_bandwidth_off(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-I-FRAME-STREAM-INF:[^\n]*)AVERAGE-BANDWIDTH=(\d+)",
+         lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
+
+
 MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "duplicate Representation id": (duplicate_representation_id, "dash.duplicate-id"),
     "no frameRate": (missing_frame_rate, "dash.missing-attribute"),
@@ -285,6 +304,10 @@ MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
     "wrong FRAME-RATE": (wrong_frame_rate, "hls.frame-rate-mismatch"),
     "wrong RESOLUTION": (wrong_resolution, "hls.resolution-mismatch"),
     "AVERAGE-BANDWIDTH off": (average_bandwidth_off, "hls.average-bandwidth-mismatch"),
+    "I-frame BANDWIDTH below peak": (iframe_bandwidth_below_peak,
+                                     "hls.iframe-bandwidth-below-peak"),
+    "I-frame AVERAGE-BANDWIDTH off": (iframe_average_bandwidth_off,
+                                      "hls.iframe-average-bandwidth-mismatch"),
 }
 
 
@@ -328,3 +351,239 @@ def misalign_lowest_rung(pkg: Path, backend: str, work: Path) -> None:
             continue
         donor_text = donor_playlists["I-FRAMES-ONLY" in text].read_text()
         playlist.write_text(donor_text.replace(donor_media.name, target.name))
+
+
+# --- references that leave the package: each must be refused without being opened -------
+
+def outside_dir(pkg: Path) -> Path:
+    """A folder next to the package (never inside it) holding good copies of its files."""
+    folder = pkg.parent / "outside"
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def _outside_copy(pkg: Path, name: str) -> Path:
+    target = outside_dir(pkg) / name
+    target.write_bytes((pkg / name).read_bytes())
+    return target
+
+
+def _media_playlist_uris(playlist: Path) -> set[str]:
+    text = playlist.read_text()
+    return {line for line in text.splitlines() if line and not line.startswith("#")} | \
+        set(re.findall(r'#EXT-X-MAP:URI="([^"]+)"', text))
+
+
+def segments_up_and_out(pkg: Path) -> None:
+    """A media playlist's segments (and its EXT-X-MAP) are '../outside/NAME', a good copy."""
+    playlist = variant_playlists(pkg)[0]
+    for name in _media_playlist_uris(playlist):
+        _outside_copy(pkg, name)
+        edit(playlist, rf"(^|URI=\"){re.escape(name)}", rf"\g<1>../outside/{name}", count=0)
+
+
+def base_url_absolute(pkg: Path) -> None:
+    name = video_media_files(pkg)[0].name
+    edit(pkg / MPD, rf"<BaseURL>{re.escape(name)}</BaseURL>",
+         f"<BaseURL>{_outside_copy(pkg, name)}</BaseURL>")
+
+
+def base_url_encoded_traversal(pkg: Path) -> None:
+    name = video_media_files(pkg)[0].name
+    _outside_copy(pkg, name)
+    edit(pkg / MPD, rf"<BaseURL>{re.escape(name)}</BaseURL>",
+         f"<BaseURL>%2e%2e/outside/{name}</BaseURL>")
+
+
+def symlink_leaving_the_package(pkg: Path) -> None:
+    media = video_media_files(pkg)[0]
+    target = _outside_copy(pkg, media.name)
+    media.unlink()
+    media.symlink_to(target)
+
+
+def map_outside(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    (name,) = re.findall(r'#EXT-X-MAP:URI="([^"]+)"', playlist.read_text())
+    _outside_copy(pkg, name)
+    edit(playlist, r'#EXT-X-MAP:URI="[^"]+"', f'#EXT-X-MAP:URI="../outside/{name}"')
+
+
+def iframe_playlist_outside(pkg: Path) -> None:
+    """The I-frame playlist sits outside (with its media, so it would check out fine)."""
+    uri = re.findall(r'#EXT-X-I-FRAME-STREAM-INF:[^\n]*URI="([^"]+)"',
+                     (pkg / MASTER).read_text())[0]
+    for name in _media_playlist_uris(pkg / uri):
+        _outside_copy(pkg, name)
+    _outside_copy(pkg, uri)
+    edit(pkg / MASTER, rf'URI="{re.escape(uri)}"', f'URI="../outside/{uri}"')
+
+
+def media_playlist_outside(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    for name in _media_playlist_uris(playlist):
+        _outside_copy(pkg, name)
+    _outside_copy(pkg, playlist.name)
+    edit(pkg / MASTER, rf"^{re.escape(playlist.name)}$", f"../outside/{playlist.name}")
+
+
+PASSWD = "../../../../../../../../../../etc/passwd"
+
+
+def segment_is_etc_passwd(pkg: Path) -> None:
+    playlist = variant_playlists(pkg)[0]
+    edit(playlist, r"^([^#\n][^\n]*)$", PASSWD, count=0)
+
+
+OUTSIDE_MUTATIONS: dict[str, Callable[[Path], None]] = {
+    "segments in ../outside": segments_up_and_out,
+    "absolute BaseURL": base_url_absolute,
+    "percent-encoded ../ in BaseURL": base_url_encoded_traversal,
+    "symlink leaving the package": symlink_leaving_the_package,
+    "EXT-X-MAP outside": map_outside,
+    "I-frame playlist outside": iframe_playlist_outside,
+    "media playlist outside": media_playlist_outside,
+    "segment is /etc/passwd": segment_is_etc_passwd,
+}
+
+
+# --- absurd numbers and sizes: each must end as a finding, in bounded time and memory -------
+
+HUGE = "9" * 5000  # more digits than int() accepts by default (4300)
+
+
+def _first_video_playlist_line(pkg: Path, prefix: str, replacement: str) -> None:
+    edit(variant_playlists(pkg)[0], rf"^{re.escape(prefix)}[^\n]*", replacement)
+
+
+def huge_init_range(pkg: Path) -> None:
+    edit(pkg / MPD, r'<Initialization range="0-\d+"', f'<Initialization range="0-{HUGE}"')
+
+
+def huge_index_range(pkg: Path) -> None:
+    edit(pkg / MPD, r'indexRange="\d+-\d+"', f'indexRange="{HUGE}-{HUGE}"')
+
+
+def huge_dash_bandwidth(pkg: Path) -> None:
+    edit(pkg / MPD, r'bandwidth="\d+"', f'bandwidth="{HUGE[:4000]}"')  # int() would take it
+
+
+def huge_frame_rate(pkg: Path) -> None:
+    edit(pkg / MPD, r'frameRate="[^"]+"', f'frameRate="{HUGE[:4000]}/1"')
+
+
+def huge_presentation_duration(pkg: Path) -> None:
+    edit(pkg / MPD, r'mediaPresentationDuration="[^"]+"', f'mediaPresentationDuration="PT{HUGE}S"')
+
+
+def huge_byterange(pkg: Path) -> None:
+    _first_video_playlist_line(pkg, "#EXT-X-BYTERANGE:", f"#EXT-X-BYTERANGE:{HUGE}@{HUGE}")
+
+
+def huge_map_byterange(pkg: Path) -> None:
+    edit(variant_playlists(pkg)[0], r'(#EXT-X-MAP:URI="[^"]+"),BYTERANGE="[^"]+"',
+         rf'\1,BYTERANGE="{HUGE}@0"')
+
+
+def long_extinf(pkg: Path) -> None:
+    _first_video_playlist_line(pkg, "#EXTINF:", "#EXTINF:" + "1" * 40 + ".5,")
+
+
+def huge_extinf(pkg: Path) -> None:
+    _first_video_playlist_line(pkg, "#EXTINF:", f"#EXTINF:{HUGE},")
+
+
+def huge_target_duration(pkg: Path) -> None:
+    _first_video_playlist_line(pkg, "#EXT-X-TARGETDURATION:", f"#EXT-X-TARGETDURATION:{HUGE}")
+
+
+def huge_master_bandwidth(pkg: Path) -> None:
+    edit(pkg / MASTER, r"(#EXT-X-STREAM-INF:)BANDWIDTH=\d+", rf"\1BANDWIDTH={HUGE}")
+
+
+def huge_resolution(pkg: Path) -> None:
+    edit(pkg / MASTER, r"RESOLUTION=\d+x\d+", f"RESOLUTION={HUGE}x1")
+
+
+def long_attribute_line(pkg: Path, size: int = 1 << 20) -> None:
+    """An EXT-X-STREAM-INF with `size` bytes of extra attributes (each one valid)."""
+    extra = ",".join(f'X-A{i}="{"a" * 10}"' for i in range(size // 17))
+    edit(pkg / MASTER, r"(#EXT-X-STREAM-INF:[^\n]*)", lambda m: f"{m.group(1)},{extra}")
+
+
+def twenty_megabyte_attribute_line(pkg: Path) -> None:
+    long_attribute_line(pkg, 20 << 20)
+
+
+def _trun(path: Path) -> int:
+    """File offset of the first moof's trun box."""
+    data = path.read_bytes()
+    moof = next(off for kind, off, _ in top_level_boxes(path) if kind == "moof")
+    traf = _child(data, moof + 8, moof + struct.unpack_from(">I", data, moof)[0], b"traf")
+    return _child(data, traf + 8, traf + struct.unpack_from(">I", data, traf)[0], b"trun")
+
+
+def trun_count_2_32_with_defaults(pkg: Path) -> None:
+    """sample_count 2^32-1 and no per-sample table: every sample takes the default duration."""
+    target = video_media_files(pkg)[0]
+    trun = _trun(target)
+    with open(target, "r+b") as handle:
+        handle.seek(trun + 8)
+        version_flags = struct.unpack(">I", handle.read(4))[0]
+        handle.seek(trun + 8)
+        handle.write(struct.pack(">II", version_flags & 0xFF000005, 0xFFFFFFFF))
+
+
+def moof_of_a_gigabyte(pkg: Path) -> None:
+    """The first moof claims the rest of a sparse 1 GiB file (no disk used)."""
+    target = video_media_files(pkg)[0]
+    moof = next(off for kind, off, _ in top_level_boxes(target) if kind == "moof")
+    with open(target, "r+b") as handle:
+        handle.truncate(1 << 30)
+        patch(target, moof, struct.pack(">I", (1 << 30) - moof))
+
+
+def billion_laughs(pkg: Path) -> None:
+    entities = "".join(f'<!ENTITY l{i} "{f"&l{i - 1};" * 10}">' for i in range(1, 10))
+    doctype = f'<!DOCTYPE MPD [<!ENTITY l0 "lol">{entities}]>'
+    edit(pkg / MPD, r"^(<MPD )", lambda m: f"{doctype}\n{m.group(1)}")
+    edit(pkg / MPD, r"<BaseURL>[^<]*</BaseURL>", "<BaseURL>&l9;</BaseURL>")
+
+
+def doctype_with_an_entity(pkg: Path) -> None:
+    edit(pkg / MPD, r"^(<MPD )", lambda m: f'<!DOCTYPE MPD [<!ENTITY n "x">]>\n{m.group(1)}')
+
+
+def deeply_nested_xml(pkg: Path) -> None:
+    edit(pkg / MPD, r"(<Period[^>]*>)", lambda m: m.group(1) + "<x>" * 10_000 + "</x>" * 10_000)
+
+
+def huge_mpd(pkg: Path) -> None:
+    edit(pkg / MPD, r"(<Period[^>]*>)",
+         lambda m: m.group(1) + "<!--" + "x" * (20 << 20) + "-->")
+
+
+HOSTILE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "5000-digit Initialization@range": (huge_init_range, "dash.range-invalid"),
+    "5000-digit @indexRange": (huge_index_range, "dash.range-invalid"),
+    "4000-digit @bandwidth": (huge_dash_bandwidth, "dash.attribute-invalid"),
+    "4000-digit @frameRate": (huge_frame_rate, "dash.missing-attribute"),
+    "5000-digit mediaPresentationDuration": (huge_presentation_duration,
+                                             "dash.missing-attribute"),
+    "5000-digit EXT-X-BYTERANGE": (huge_byterange, "hls.syntax"),
+    "5000-digit EXT-X-MAP BYTERANGE": (huge_map_byterange, "hls.syntax"),
+    "40-digit EXTINF": (long_extinf, "hls.syntax"),
+    "5000-digit EXTINF": (huge_extinf, "hls.syntax"),
+    "5000-digit EXT-X-TARGETDURATION": (huge_target_duration, "hls.syntax"),
+    "5000-digit BANDWIDTH": (huge_master_bandwidth, "hls.syntax"),
+    "5000-digit RESOLUTION": (huge_resolution, "hls.syntax"),
+    "1 MB attribute line": (long_attribute_line, "hls.syntax"),
+    "20 MB attribute line": (twenty_megabyte_attribute_line, "hls.too-large"),
+    "trun sample_count 2^32 with default durations": (trun_count_2_32_with_defaults,
+                                                      "mp4.malformed"),
+    "moof of 1 GiB": (moof_of_a_gigabyte, "mp4.malformed"),
+    "entity expansion (billion laughs)": (billion_laughs, "dash.xml-malformed"),
+    "a DTD with an entity": (doctype_with_an_entity, "dash.doctype"),
+    "10000 nested elements": (deeply_nested_xml, "dash.xml-malformed"),
+    "20 MB MPD": (huge_mpd, "dash.too-large"),
+}

@@ -16,6 +16,7 @@ from discriminator_cli.cli import (
     encode,
     lipsync,
     mel,
+    players,
     presets,
     preview,
     quantize,
@@ -36,7 +37,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize):
+for module in (doctor, presets, sample, encode, validate, preview, players, mel, lipsync,
+               quantize):
     module.register(app)
 
 

@@ -25,7 +25,7 @@ from discriminator_cli.cli.output import (
 from discriminator_cli.errors import BadInputError, ValidationFailedError
 from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.preview.playback import DEFAULT_PLAYERS, PlaybackReport, check_playback
-from discriminator_cli.preview.players import require_node_modules
+from discriminator_cli.preview.players import NPM_HINT, find_node_modules
 from discriminator_cli.preview.server import DEFAULT_HOST, DEFAULT_PORT, PreviewServer
 
 
@@ -66,14 +66,19 @@ def preview(
     if check:
         _check(package, tuple(player or DEFAULT_PLAYERS), json_output)
         return
-    server = PreviewServer(package, require_node_modules(), host=host, port=port)
+    node_modules = find_node_modules()
+    server = PreviewServer(package, node_modules, host=host, port=port)
     urls = server.urls()
     if json_output:
         print_json(urls)
     else:
         _print_urls(urls)
+    if node_modules is None:
+        warn(f"player libraries not found: serving the package without them, and the page "
+             f"says so — {NPM_HINT}")
     if not _is_loopback(host):
-        warn(f"listening on {host}: anyone who can reach this machine can fetch the package")
+        warn(f"listening on {host}: anyone who can reach this machine can fetch the "
+             "package")
     if open_browser:
         webbrowser.open(str(urls["url"]))
     info("Serving; Ctrl-C to stop.")

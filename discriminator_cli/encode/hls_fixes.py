@@ -14,26 +14,13 @@ from pathlib import Path
 
 import m3u8
 
-from discriminator_cli.bitrate import Segment, average_bitrate, peak_bitrate
+from discriminator_cli.bitrate import peak_bitrate
+from discriminator_cli.package_layout import playlist_segments
+from discriminator_cli.validate.iframes import iframe_playlist_rates
 
 _BANDWIDTH = re.compile(r"(?<![A-Z-])BANDWIDTH=(\d+)")
 _AVERAGE = re.compile(r"AVERAGE-BANDWIDTH=(\d+)")
 _URI = re.compile(r'URI="([^"]*)"')
-
-
-def playlist_segments(path: Path) -> tuple[list[Segment], float]:
-    """The byte-range segments of one fMP4 media (or I-frame) playlist, and its nominal
-    (target) duration."""
-    playlist = m3u8.load(str(path))
-    segments, start = [], 0.0
-    for segment in playlist.segments:
-        if not segment.byterange:
-            continue
-        length = int(str(segment.byterange).split("@", 1)[0])
-        segments.append(Segment(size=length, start=start, duration=float(segment.duration)))
-        start += float(segment.duration)
-    nominal = float(playlist.target_duration or max((s.duration for s in segments), default=1))
-    return segments, nominal
 
 
 def playlist_peak(path: Path) -> float:
@@ -63,11 +50,10 @@ def declare_measured_peaks(master_path: Path) -> dict[str, tuple[int, int]]:
             wanted[variant.uri] = math.ceil(peak)
     iframe_averages: dict[str, int] = {}
     for iframe in master.iframe_playlists:
-        segments, nominal = playlist_segments(folder / iframe.uri)
-        peak = peak_bitrate(segments, nominal)
+        peak, average = iframe_playlist_rates(folder / iframe.uri)
         if iframe.iframe_stream_info.bandwidth < peak:
             wanted[iframe.uri] = math.ceil(peak)
-        iframe_averages[iframe.uri] = round(average_bitrate(segments))
+        iframe_averages[iframe.uri] = round(average)
     lines = master_path.read_text(encoding="utf-8").splitlines()
     changed: dict[str, tuple[int, int]] = {}
     for index, line in enumerate(lines):

@@ -12,6 +12,7 @@ from pathlib import Path
 import m3u8
 from lxml import etree
 
+from discriminator_cli.confine import OutsideRoot, confined_path
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME, dash_tag, parse_iso_duration
 
@@ -38,9 +39,19 @@ class DeclaredManifest:
         return data
 
 
+def _number(text: str) -> int:
+    """A declared size or rate; 0 for anything that is not a plausible one (the playback
+    check then reports the mismatch instead of crashing on it)."""
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 20 else 0
+
+
 def read_dash(path: Path) -> DeclaredManifest:
+    # The same guarded parser as validate: no DTD, entities or network; libxml2's size limits.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                             load_dtd=False)
     try:
-        root = etree.parse(str(path)).getroot()
+        root = etree.parse(str(path), parser).getroot()
     except (OSError, etree.XMLSyntaxError) as exc:
         raise BadInputError(f"cannot read the MPD: {exc}", path=path) from exc
     declared = DeclaredManifest("dash", path,
@@ -61,8 +72,8 @@ def read_dash(path: Path) -> DeclaredManifest:
             width = rep.get("width") or adaptation.get("width") or "0"
             height = rep.get("height") or adaptation.get("height") or "0"
             codecs = rep.get("codecs") or adaptation.get("codecs") or ""
-            declared.renditions.append(Rendition(int(height), int(width),
-                                                 int(rep.get("bandwidth", "0")), codecs))
+            declared.renditions.append(Rendition(_number(height), _number(width),
+                                                 _number(rep.get("bandwidth", "0")), codecs))
     declared.renditions.sort()
     return declared
 
@@ -83,7 +94,11 @@ def read_hls(path: Path) -> DeclaredManifest:
             declared.audio_languages.append(media.language)
     declared.renditions.sort()
     if master.playlists:
-        first = path.parent / master.playlists[0].uri
+        try:
+            first = confined_path(path.parent, master.playlists[0].uri or "")
+        except OutsideRoot as exc:
+            raise BadInputError(f"the first variant playlist {exc.reason}", path=path,
+                                hint="run `discriminator validate` on the package") from exc
         if first.is_file():
             declared.duration = sum(s.duration or 0.0 for s in m3u8.load(str(first)).segments)
     return declared

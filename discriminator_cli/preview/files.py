@@ -8,10 +8,12 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import unquote
+
+from discriminator_cli.confine import OutsideRoot, confined_path
 
 _SNIFF_BYTES = 64 * 1024
 _RANGE_RE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_MAX_POSITION_DIGITS = 19  # 10**19 bytes: no file is larger
 
 MIME_TYPES = {
     ".mpd": "application/dash+xml",
@@ -50,6 +52,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     first_text, last_text = match.groups()
     if not first_text and not last_text:
         return None
+    # A position with more digits than any file size needs (thousands of them overflow
+    # int()'s digit limit) stands for "beyond the end": the rules below then apply as usual.
+    if len(first_text) > _MAX_POSITION_DIGITS:
+        raise RangeNotSatisfiable
+    if len(last_text) > _MAX_POSITION_DIGITS:
+        last_text = str(size) if first_text else ""
+        if not first_text:  # a suffix longer than any file: all of it
+            if size == 0:
+                raise RangeNotSatisfiable
+            return 0, size - 1
     if not first_text:  # suffix: the last N bytes
         suffix = int(last_text)
         if suffix == 0 or size == 0:
@@ -99,26 +111,14 @@ class Forbidden(Exception):
 def resolve_inside(root: Path, url_path: str) -> Path | None:
     """The file under `root` that a (still percent-encoded) URL path names, or None.
 
-    Raises Forbidden for anything that would leave `root`: `..` segments (also when
-    percent-encoded), backslashes, NUL bytes, absolute paths, and symlinks whose target lies
-    outside.
+    Raises Forbidden for anything that would leave `root` (confine.confined_path, the rule
+    `validate` applies to manifest references): '..' above the root (also percent-encoded),
+    backslashes, NUL bytes, absolute paths, and symlinks whose target lies outside.
     """
-    decoded = unquote(url_path)
-    if "\x00" in decoded or "\\" in decoded:
-        raise Forbidden
-    segments = [s for s in decoded.split("/") if s not in ("", ".")]
-    if any(s == ".." for s in segments):
-        raise Forbidden
-    if not segments:
-        return None
-    root = root.resolve()
-    candidate = root.joinpath(*segments)
     try:
-        resolved = candidate.resolve(strict=True)
-    except (FileNotFoundError, NotADirectoryError):
+        resolved = confined_path(root, url_path)
+    except OutsideRoot as exc:
+        raise Forbidden(exc.reason) from exc
+    if resolved == root.resolve():
         return None
-    except (OSError, RuntimeError) as exc:  # symlink loops and the like
-        raise Forbidden from exc
-    if not resolved.is_relative_to(root):
-        raise Forbidden
     return resolved if resolved.is_file() else None

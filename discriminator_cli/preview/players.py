@@ -1,13 +1,16 @@
 """Where the browser-side pieces come from: the npm player libraries, Node.js and Chromium.
 
-The player libraries are npm dependencies declared in the repository's package.json and
-installed by `npm ci` into node_modules/; they are never copied into this package. The
-preview server serves a fixed list of their files under PLAYERS_URL_PREFIX, nothing else
-from node_modules.
+The player libraries are npm packages pinned by the package.json + package-lock.json shipped
+in this package (preview/npm/; a checkout links them at its root). `npm ci` installs them into
+a node_modules/ (`discriminator players install` does it into the user's data directory, for
+a pip install without a checkout); they are never copied into this package. The preview server
+serves a fixed list of their files under PLAYERS_URL_PREFIX, nothing else from node_modules,
+and serves the package itself without them.
 
 Look-up order for node_modules: $DISCRIMINATOR_PLAYERS_DIR (a node_modules directory, or a
-directory holding one), then the repository root above this package (an editable install or
-a checkout), then the current directory.
+directory holding one), then $XDG_DATA_HOME/discriminator/players (what `players install`
+writes), then the repository root above this package (an editable install or a checkout), then
+the current directory.
 """
 
 from __future__ import annotations
@@ -24,8 +27,16 @@ ENV_CHROMIUM = "DISCRIMINATOR_CHROMIUM"
 ENV_NODE = "DISCRIMINATOR_NODE"
 
 PLAYERS_URL_PREFIX = "/_players/"
-NPM_HINT = "run `npm ci` in the discriminator checkout (it reads package.json), or set " \
+INSTALL_COMMAND = "discriminator players install"
+NPM_HINT = f"run `{INSTALL_COMMAND}` (npm ci of the pinned versions into your data " \
+           "directory), or `npm ci` in a discriminator checkout, or set " \
            f"{ENV_PLAYERS_DIR} to a node_modules directory that has them"
+
+
+def players_data_dir() -> Path:
+    """$XDG_DATA_HOME/discriminator/players (~/.local/share/... by default)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base).expanduser() / "discriminator" / "players"
 
 
 @dataclass(frozen=True)
@@ -79,11 +90,14 @@ def _candidate_dirs() -> list[Path]:
     if override:
         base = Path(override).expanduser()
         return [base if base.name == "node_modules" else base / "node_modules"]
+    # What `discriminator players install` put in the user's data folder comes first: the
+    # user asked for those; a checkout's own node_modules next (`npm ci` there), then the cwd.
     repo_root = Path(__file__).resolve().parents[2]
-    return [repo_root / "node_modules", Path.cwd() / "node_modules"]
+    return [players_data_dir() / "node_modules", repo_root / "node_modules",
+            Path.cwd() / "node_modules"]
 
 
-def _has_all(node_modules: Path) -> bool:
+def has_all(node_modules: Path) -> bool:
     return all((node_modules / lib.npm_package / lib.bundle).is_file()
                for lib in PLAYER_LIBRARIES.values())
 
@@ -91,7 +105,7 @@ def _has_all(node_modules: Path) -> bool:
 def find_node_modules() -> Path | None:
     """The node_modules directory holding every player bundle, or None."""
     for candidate in _candidate_dirs():
-        if _has_all(candidate):
+        if has_all(candidate):
             return candidate.resolve()
     return None
 
@@ -118,7 +132,7 @@ def library_files(node_modules: Path) -> dict[str, Path]:
     return files
 
 
-def _which_override(env: str, names: tuple[str, ...]) -> str | None:
+def which_override(env: str, names: tuple[str, ...]) -> str | None:
     override = os.environ.get(env)
     if override:
         return shutil.which(override) or (override if os.access(override, os.X_OK) else None)
@@ -131,7 +145,7 @@ def _which_override(env: str, names: tuple[str, ...]) -> str | None:
 
 def find_chromium() -> str | None:
     """Debian's chromium (or $DISCRIMINATOR_CHROMIUM); None when absent."""
-    return _which_override(ENV_CHROMIUM, ("chromium", "chromium-browser"))
+    return which_override(ENV_CHROMIUM, ("chromium", "chromium-browser"))
 
 
 def require_chromium() -> str:
@@ -143,7 +157,7 @@ def require_chromium() -> str:
 
 
 def find_node() -> str | None:
-    return _which_override(ENV_NODE, ("node", "nodejs"))
+    return which_override(ENV_NODE, ("node", "nodejs"))
 
 
 def require_node() -> str:

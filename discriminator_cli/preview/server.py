@@ -9,7 +9,8 @@ test can assert that the players never met a 4xx/5xx (they retry quietly).
 URL layout:
   /                       the preview page (package data in ./page/)
   /_preview/<file>        the page's own files; /_preview/config.json describes the package
-  /_players/<key>/<file>  a fixed list of npm player bundles (players.library_files)
+  /_players/<key>/<file>  a fixed list of npm player bundles (players.library_files), when
+                          installed; without them the page says how to install them
   /media/<path>           files inside the package directory, nothing outside it
 """
 
@@ -38,6 +39,7 @@ from discriminator_cli.preview.files import (
     resolve_inside,
 )
 from discriminator_cli.preview.players import (
+    NPM_HINT,
     PAGE_PLAYERS,
     PLAYER_LIBRARIES,
     PLAYERS_URL_PREFIX,
@@ -195,6 +197,10 @@ class PreviewRequestHandler(BaseHTTPRequestHandler):
 class PreviewHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a player opening many range requests at once, or a
+    # few devices on a LAN, overflows it and connections wait for SYN retries (1 s, 3 s, ...).
+    # The kernel caps this at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], package_dir: Path,
                  players_dir: Path | None, *, verbose: bool = False):
@@ -233,8 +239,12 @@ class PreviewHTTPServer(ThreadingHTTPServer):
                    if lib.url in self.player_files}
         choices = [asdict(p) for p in PAGE_PLAYERS.values()
                    if p.manifest in manifests and p.library in players]
+        # The page says so instead of failing silently; the media are served regardless.
+        missing = None if players else f"The player libraries are not installed, so this " \
+            f"page cannot play the package (its files are still served under " \
+            f"{MEDIA_URL_PREFIX}). {NPM_HINT[0].upper()}{NPM_HINT[1:]}, then restart preview."
         return {"package": self.package_dir.name, "manifests": manifests, "players": players,
-                "choices": choices}
+                "choices": choices, "players_missing": missing}
 
 
 class PreviewServer:

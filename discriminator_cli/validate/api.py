@@ -27,31 +27,54 @@ def _is_master_playlist(path: Path) -> bool:
 
 def find_manifests(paths: Iterable[Path | str]) -> list[Path]:
     """The manifests named by or found under `paths`; BadInputError when none can be used."""
-    found: list[Path] = []
+    return [manifest for manifest, _ in _manifests_and_roots(paths)[0]]
+
+
+def _manifests_and_roots(paths: Iterable[Path | str]) -> tuple[list[tuple[Path, Path]],
+                                                                list[Path]]:
+    """([(manifest, package root)], [manifests that are symlinks leading outside their root]).
+
+    The root is the directory given, or the folder of a manifest given by name: references
+    that leave it are findings (checks.resolve_reference), and a manifest found in a
+    directory that is a symlink to somewhere else is never read.
+    """
+    found: list[tuple[Path, Path]] = []
+    outside: list[Path] = []
     for raw in paths:
         path = Path(raw)
         if not path.exists():
             raise BadInputError("no such file or directory", path=path,
                                 hint="give a package directory, an .mpd or an .m3u8")
         if path.is_dir():
+            root = path.resolve()
             inside = sorted(p for p in path.rglob("*") if p.suffix.lower() in MANIFEST_SUFFIXES
-                            and p.is_file() and not _hidden(p, path))
+                            and not _hidden(p, path) and p.is_file())
             if not inside:
                 raise BadInputError("no .mpd or .m3u8 manifest in this directory", path=path,
                                     hint="point at a package made by `discriminator encode`")
-            found.extend(inside)
+            for manifest in inside:
+                resolved = manifest.resolve()
+                if resolved.is_relative_to(root):
+                    found.append((resolved, root))
+                else:
+                    outside.append(manifest)
         elif path.suffix.lower() in MANIFEST_SUFFIXES:
-            found.append(path)
+            found.append((path.resolve(), path.resolve().parent))
         else:
             raise BadInputError("not a manifest (.mpd or .m3u8) or a package directory",
                                 path=path)
-    unique = list(dict.fromkeys(p.resolve() for p in found))
-    for path in unique:
+    roots: dict[Path, Path] = {}
+    for path, root in found:  # named twice (a directory and a file in it): the wider root
+        if path not in roots or len(root.parts) < len(roots[path].parts):
+            roots[path] = root
+    for path in roots:
+        if not path.is_file():  # a FIFO or device named *.m3u8 would block or never end
+            raise BadInputError("not a regular file", path=path)
         try:
             path.open("rb").close()
         except OSError as exc:
             raise BadInputError(f"cannot read it ({exc.strerror})", path=path) from exc
-    return unique
+    return list(roots.items()), outside
 
 
 def _hidden(path: Path, root: Path) -> bool:
@@ -65,8 +88,15 @@ def validate_paths(paths: Iterable[Path | str]) -> Report:
     and the remaining .m3u8 files on their own. An MPD and a master in the same directory are
     then compared with each other.
     """
-    manifests = find_manifests(paths)
+    found, outside = _manifests_and_roots(paths)
     report = Report()
+    for link in outside:
+        report.error("file.outside-package", link, "",
+                     f"this manifest is a symlink to {link.resolve()}, outside the package; "
+                     "a server of the package cannot reach it, and validate does not read it")
+    for path, root in found:
+        report.set_root(path, root)
+    manifests = [path for path, _ in found]
     media = MediaCache()
     playlists = PlaylistCache(report, media)
     dash: list[DashManifest] = []

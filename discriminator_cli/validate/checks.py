@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from discriminator_cli.bitrate import Segment, peak_bitrate
+from discriminator_cli.confine import OutsideRoot, confined_path
 from discriminator_cli.languages import UNDETERMINED, normalize_language
 from discriminator_cli.validate.media import MediaCache, MediaInfo
-from discriminator_cli.validate.report import Report
+from discriminator_cli.validate.report import Report, excerpt
 
 # Packagers compute the declared peak from their own segment sizes and round it; a declared
 # value this close below the measured peak is rounding, not a lie.
@@ -18,22 +20,52 @@ FRAME_RATE_TOLERANCE = 0.002  # relative; HLS FRAME-RATE has three decimals
 TIME_EPSILON = 0.0015  # seconds; manifests round durations to the millisecond
 
 
+REMOTE_SCHEMES = ("http", "https")
+MANIFEST_SUFFIXES = (".mpd", ".m3u8")
+
+
 def is_remote(reference: str) -> bool:
-    return "://" in reference
+    try:
+        split = urlsplit(reference.strip())
+    except ValueError:
+        return False
+    return split.scheme.lower() in REMOTE_SCHEMES or (not split.scheme and bool(split.netloc))
 
 
 def resolve_reference(report: Report, manifest: Path, reference: str, location: str,
-                      *, what: str) -> Path | None:
-    """The local file a manifest points at, or None after reporting why it cannot be used."""
+                      *, what: str, must_exist: bool = True) -> Path | None:
+    """The local file a manifest points at, or None after reporting why it cannot be used.
+
+    The one place validate turns a reference into a path: one outside the manifest's
+    package (confine.confined_path) is a `file.outside-package` error and is never opened or
+    stat'ed. `must_exist=False` only confines (templates such as '$Number$.m4s').
+    """
+    shown = excerpt(reference)
     if is_remote(reference):
         report.warning("file.remote", manifest, location,
-                       f"{what} '{reference}' is a remote URL; an offline check cannot read it")
+                       f"{what} '{shown}' is a remote URL; an offline check cannot read it")
         return None
-    path = (manifest.parent / reference.split("?", 1)[0]).resolve()
+    root = report.root_of(manifest)
+    try:
+        split = urlsplit(reference.strip())
+        if split.scheme or split.netloc:
+            raise OutsideRoot(f"is a {excerpt(split.scheme, 20) or 'network'} URL, not a path")
+        path = confined_path(root, split.path, base=manifest.parent)
+    except (OutsideRoot, ValueError) as exc:
+        reason = exc.reason if isinstance(exc, OutsideRoot) else "is not a valid URL"
+        report.error("file.outside-package", manifest, location,
+                     f"{what} '{shown}' {reason}: it names a file outside the package "
+                     f"({root}); a server of the package cannot deliver it, and validate "
+                     "does not read it")
+        return None
+    if not must_exist:
+        return path
     if not path.is_file():
         report.error("file.missing", manifest, location,
-                     f"{what} '{reference}' does not exist ({path}); players will get a 404")
+                     f"{what} '{shown}' does not exist ({path}); players will get a 404")
         return None
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        report.set_root(path, root)
     return path
 
 

@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 
 from lxml import etree
 
 from discriminator_cli.bitrate import Segment, bucket_holds, required_bandwidth
-from discriminator_cli.package_layout import DASH_NS, dash_tag, parse_iso_duration
 from discriminator_cli.validate import checks
+from discriminator_cli.validate.dash_syntax import (
+    DASH_NS,
+    REFERENCE_ATTRIBUTES,
+    TEMPLATE_IDENTIFIER,
+    base_url,
+    join_base,
+    parse_duration,
+    parse_frame_rate,
+    parse_range,
+    q,
+    unsigned,
+    where,
+)
 from discriminator_cli.validate.media import MediaCache, MediaInfo, codecs_match
-from discriminator_cli.validate.report import Report
+from discriminator_cli.validate.report import Report, excerpt
 
 ON_DEMAND = "urn:mpeg:dash:profile:isoff-on-demand:2011"
 KNOWN_PROFILES = frozenset({
@@ -26,10 +36,10 @@ KNOWN_PROFILES = frozenset({
 })
 INHERITED = ("mimeType", "codecs", "width", "height", "frameRate", "lang", "contentType",
              "audioSamplingRate")
-_RANGE = re.compile(r"^(\d+)-(\d+)$")
-
-
-q = dash_tag
+# Real MPDs are kilobytes (a SegmentTimeline for a day is a few MiB); a larger file or more
+# Representations than any ladder has is refused before the per-element checks multiply.
+MAX_MPD_BYTES = 16 << 20
+MAX_REPRESENTATIONS = 2_000
 
 
 @dataclass
@@ -52,49 +62,47 @@ class DashManifest:
     renditions: list[DashRendition] = field(default_factory=list)
 
 
-def parse_frame_rate(text: str) -> Fraction | None:
-    try:
-        num, _, den = text.partition("/")
-        value = Fraction(int(num), int(den) if den else 1)
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if value > 0 else None
-
-
-def where(element: etree._Element) -> str:
-    """'line 7 (/MPD/Period[1]/AdaptationSet[2]/Representation[1])'."""
-    steps = []
-    node: etree._Element | None = element
-    while node is not None:
-        name = etree.QName(node).localname
-        parent = node.getparent()
-        if parent is None:
-            steps.append(name)
-        else:
-            same = [c for c in parent if isinstance(c.tag, str) and c.tag == node.tag]
-            steps.append(f"{name}[{same.index(node) + 1}]")
-        node = parent
-    return f"line {element.sourceline} (/{'/'.join(reversed(steps))})"
-
-
 def check_mpd(path: Path, report: Report, cache: MediaCache) -> DashManifest | None:
     report.manifests.append(str(path))
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_MPD_BYTES + 1)
+    if len(data) > MAX_MPD_BYTES:
+        report.error("dash.too-large", path, "",
+                     f"the MPD is larger than {MAX_MPD_BYTES >> 20} MiB; real ones are "
+                     "kilobytes, and this validator does not read it")
+        return None
+    # No DTD, no entity expansion, no network, and libxml2's default limits on depth (256)
+    # and text size (huge_tree off): a hostile MPD fails to parse instead of growing.
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False,
+                             load_dtd=False, dtd_validation=False)
     try:
-        root = etree.parse(str(path), parser).getroot()
+        root = etree.fromstring(data, parser, base_url=str(path))
     except etree.XMLSyntaxError as exc:
         line = exc.position[0] if exc.position else None
         report.error("dash.xml-malformed", path, f"line {line}" if line else None,
-                     f"the MPD is not well-formed XML ({exc.msg}); no player can load it")
+                     f"the MPD is not well-formed XML ({excerpt(str(exc.msg))}); no player "
+                     "can load it")
         return None
-    if root.tag != q("MPD"):
-        report.error("dash.namespace", path, where(root),
-                     f"the root element is {root.tag}, not MPD in the DASH namespace "
+    if root is None or root.tag != q("MPD"):
+        tag = excerpt(str(root.tag)) if root is not None else "missing"
+        report.error("dash.namespace", path, where(root) if root is not None else "",
+                     f"the root element is {tag}, not MPD in the DASH namespace "
                      f"{DASH_NS}; players look for that exact name")
         return None
-    manifest = DashManifest(path, parse_iso_duration(root.get("mediaPresentationDuration")),
-                            parse_iso_duration(root.get("minBufferTime")))
+    if root.getroottree().docinfo.internalDTD is not None:
+        report.error("dash.doctype", path, "line 1",
+                     "the MPD declares a DTD (<!DOCTYPE ...>); MPDs have none, and a browser's "
+                     "XML parser would expand its entities (this validator does not)")
+    count = sum(1 for _ in root.iter(q("Representation")))
+    if count > MAX_REPRESENTATIONS:
+        report.error("dash.too-large", path, where(root),
+                     f"the MPD has {count} Representations; no ladder has more than "
+                     f"{MAX_REPRESENTATIONS}, and this validator does not check them")
+        return None
+    manifest = DashManifest(path, parse_duration(root.get("mediaPresentationDuration")),
+                            parse_duration(root.get("minBufferTime")))
     on_demand = _check_mpd_attributes(root, path, report, manifest)
+    _confine_segment_references(root, path, report)
     for period in root.iter(q("Period")):
         _check_period(period, path, report, cache, manifest, on_demand=on_demand)
     return manifest
@@ -110,7 +118,7 @@ def _check_mpd_attributes(root: etree._Element, path: Path, report: Report,
                      "follows")
     for profile in profiles:
         if profile not in KNOWN_PROFILES:
-            report.warning("dash.profiles", path, loc, f"unknown profile '{profile}'")
+            report.warning("dash.profiles", path, loc, f"unknown profile '{excerpt(profile)}'")
     if manifest.min_buffer_time is None:
         report.error("dash.missing-attribute", path, loc,
                      "MPD@minBufferTime is missing or not a duration; @bandwidth means "
@@ -119,7 +127,7 @@ def _check_mpd_attributes(root: etree._Element, path: Path, report: Report,
     if mpd_type == "static" and manifest.duration is None:
         report.error("dash.missing-attribute", path, loc,
                      "a static MPD needs a valid mediaPresentationDuration "
-                     f"(found {root.get('mediaPresentationDuration')!r})")
+                     f"(found '{excerpt(root.get('mediaPresentationDuration') or '')}')")
     on_demand = ON_DEMAND in profiles
     if on_demand and mpd_type != "static":
         report.error("dash.profile-violation", path, loc,
@@ -131,20 +139,27 @@ def _inherited(rep: etree._Element, adaptation: etree._Element, name: str) -> st
     return rep.get(name) if rep.get(name) is not None else adaptation.get(name)
 
 
-def _base_url(element: etree._Element) -> str:
-    """BaseURL elements from the MPD down to `element`, joined like relative URLs."""
-    parts: list[str] = []
-    node: etree._Element | None = element
-    while node is not None:
-        base = node.find(q("BaseURL"))
-        if base is not None and base.text:
-            parts.append(base.text.strip())
-        node = node.getparent()
-    url = ""
-    for part in reversed(parts):
-        url = part if checks.is_remote(part) or part.startswith("/") else \
-            (url.rsplit("/", 1)[0] + "/" + part if "/" in url else part)
-    return url
+def _confine_segment_references(root: etree._Element, path: Path, report: Report) -> None:
+    """Every file name an MPD gives (templates included) must stay inside the package.
+
+    Only SegmentBase + BaseURL media are read; the others are confined without being opened.
+    """
+    seen: set[str] = set()
+    for name, attributes in REFERENCE_ATTRIBUTES.items():
+        for element in root.iter(q(name)):
+            for attribute in attributes:
+                value = element.get(attribute)
+                if value is None:
+                    continue
+                reference = join_base(base_url(element),
+                                       TEMPLATE_IDENTIFIER.sub("0", value))
+                if reference in seen:
+                    continue
+                seen.add(reference)
+                # The line alone: an XPath costs a scan of the siblings, and a SegmentList
+                # may hold thousands of SegmentURLs.
+                checks.resolve_reference(report, path, reference, f"line {element.sourceline}",
+                                         what=f"{name}@{attribute}", must_exist=False)
 
 
 def _check_period(period: etree._Element, path: Path, report: Report, cache: MediaCache,
@@ -161,7 +176,7 @@ def _check_period(period: etree._Element, path: Path, report: Report, cache: Med
             if rep_id is not None:
                 if rep_id in seen_ids:
                     report.error("dash.duplicate-id", path, where(rep),
-                                 f"Representation id '{rep_id}' is already used at "
+                                 f"Representation id '{excerpt(rep_id)}' is already used at "
                                  f"{seen_ids[rep_id]}; players address renditions by id")
                 seen_ids.setdefault(rep_id, where(rep))
             manifest.renditions.append(rendition)
@@ -194,6 +209,11 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
         if value is None:
             report.error("dash.missing-attribute", path, loc,
                          f"{kind} Representation lacks @{name} (on it or its AdaptationSet)")
+    for name in ("bandwidth", "width", "height"):
+        value = rep.get(name) if name == "bandwidth" else attrs.get(name)
+        if value is not None and unsigned(value) is None:
+            report.error("dash.attribute-invalid", path, loc,
+                         f"@{name} '{excerpt(value)}' is not a decimal integer below 2^64")
     segment_base = rep.find(q("SegmentBase"))
     if segment_base is None:
         segment_base = adaptation.find(q("SegmentBase"))
@@ -203,7 +223,7 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
         report.error("dash.profile-violation", path, loc,
                      "the on-demand profile needs SegmentBase with @indexRange and "
                      "Initialization@range, so players can find the sidx and init bytes")
-    reference = _base_url(rep)
+    reference = base_url(rep)
     if not reference:
         report.error("dash.missing-attribute", path, loc,
                      "no BaseURL: the Representation does not say which file holds its media")
@@ -226,11 +246,7 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
     return rendition, segments
 
 
-def _int(text: str | None) -> int | None:
-    try:
-        return int(text) if text is not None else None
-    except ValueError:
-        return None
+_int = unsigned
 
 
 def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind: str,
@@ -242,7 +258,8 @@ def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind
     declared_codecs, actual_codecs = attrs["codecs"], media.codecs
     if declared_codecs and actual_codecs and not codecs_match(declared_codecs, actual_codecs):
         report.error("dash.codecs-mismatch", path, loc,
-                     f"@codecs is '{declared_codecs}' but the stream in {media.path.name} is "
+                     f"@codecs is '{excerpt(declared_codecs)}' but the stream in "
+                     f"{media.path.name} is "
                      f"'{actual_codecs}'; players may reject it or pick the wrong decoder")
     sample = media.sample
     if kind == "video" and sample is not None:
@@ -254,23 +271,17 @@ def _compare_declaration(rep: etree._Element, attrs: dict[str, str | None], kind
         declared_rate = parse_frame_rate(attrs["frameRate"] or "")
         if attrs["frameRate"] and declared_rate is None:
             report.error("dash.missing-attribute", path, loc,
-                         f"@frameRate '{attrs['frameRate']}' is not a number or a fraction")
+                         f"@frameRate '{excerpt(attrs['frameRate'])}' is not a number or a "
+                         "fraction of decimal integers below 2^64")
         elif declared_rate and not checks.frame_rate_matches(declared_rate, media.frame_rate):
             report.error("dash.frame-rate-mismatch", path, loc,
-                         f"declared frameRate {attrs['frameRate']} but the samples last "
+                         f"declared frameRate {excerpt(attrs['frameRate'] or '')} but the "
+                         "samples last "
                          f"{media.frame_duration}/{media.timescale} s "
                          f"({float(media.frame_rate or 0):.3f} fps)")
     if kind == "audio":
         checks.check_language(report, path, loc, attrs["lang"], media,
                               check="dash.language-mismatch")
-
-
-def _parse_range(text: str | None) -> tuple[int, int] | None:
-    match = _RANGE.match(text.strip()) if text else None
-    if not match:
-        return None
-    first, last = int(match.group(1)), int(match.group(2))
-    return (first, last) if first <= last else None
 
 
 def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Path,
@@ -281,19 +292,21 @@ def _check_segment_base(segment_base: etree._Element, media: MediaInfo, path: Pa
     for name, text in (("Initialization@range", init_text), ("@indexRange", index_text)):
         if text is None:
             continue
-        parsed = _parse_range(text)
+        parsed = parse_range(text)
         if parsed is None:
-            report.error("dash.range-invalid", path, loc, f"{name} '{text}' is not 'first-last'")
+            report.error("dash.range-invalid", path, loc,
+                         f"{name} '{excerpt(text)}' is not 'first-last' (decimal byte offsets "
+                         "below 2^64)")
         elif parsed[1] >= media.size:
             report.error("dash.range-out-of-file", path, loc,
-                         f"{name} {text} ends past the end of {media.path.name} "
+                         f"{name} {excerpt(text)} ends past the end of {media.path.name} "
                          f"({media.size} bytes)")
-    init_range = _parse_range(init_text)
+    init_range = parse_range(init_text)
     if init_range and media.moov_end and (init_range[0] != 0 or init_range[1] + 1 < media.moov_end):
         report.error("dash.init-range", path, loc,
-                     f"Initialization@range {init_text} does not cover ftyp+moov "
+                     f"Initialization@range {excerpt(init_text or '')} does not cover ftyp+moov "
                      f"(bytes 0-{media.moov_end - 1})")
-    index_range = _parse_range(index_text)
+    index_range = parse_range(index_text)
     if index_range is None or index_range[1] >= media.size:
         return []
     return _check_sidx(index_range, media, path, report, loc,

@@ -11,15 +11,18 @@ import m3u8
 from discriminator_cli.bitrate import Segment
 from discriminator_cli.validate import checks
 from discriminator_cli.validate.hls_syntax import (
-    BYTERANGE,
+    MAX_PLAYLIST_BYTES,
+    MAX_PLAYLIST_LINES,
     PlaylistLine,
+    attributes,
+    byterange,
     check_syntax,
     check_version,
     is_master,
     scan,
 )
 from discriminator_cli.validate.media import Fragment, MediaCache, MediaInfo
-from discriminator_cli.validate.report import Report
+from discriminator_cli.validate.report import Report, excerpt
 
 FMP4_SUFFIXES = (".mp4", ".m4s", ".m4v", ".m4a", ".cmfv", ".cmfa", ".mp4a", ".mp4v")
 
@@ -39,15 +42,60 @@ def read_playlist(path: Path, report: Report) -> tuple[list[PlaylistLine], str] 
     """Record the playlist as checked and read it; None (with findings) when it is not
     UTF-8 or not valid playlist syntax."""
     report.manifests.append(str(path))
+    with open(path, "rb") as handle:
+        raw = handle.read(MAX_PLAYLIST_BYTES + 1)
+    if len(raw) > MAX_PLAYLIST_BYTES:
+        report.error("hls.too-large", path, "",
+                     f"the playlist is larger than {MAX_PLAYLIST_BYTES >> 20} MiB (a day of "
+                     "1-second segments with byte ranges is about 6 MiB); players load "
+                     "playlists whole, and this validator does not read it")
+        return None
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         report.error("hls.syntax", path, f"byte {exc.start}",
                      "the playlist is not UTF-8 text, as RFC 8216 requires")
         return None
     text = text.removeprefix("\ufeff")
+    if text.count("\n") > MAX_PLAYLIST_LINES:
+        report.error("hls.too-large", path, "",
+                     f"the playlist has more than {MAX_PLAYLIST_LINES} lines (a day of "
+                     "1-second segments with byte ranges has about 260 000); this validator "
+                     "does not read it")
+        return None
     lines = scan(text)
-    return (lines, text) if check_syntax(lines, path, report) else None
+    if not check_syntax(lines, path, report):
+        return None
+    _confine_other_uris(lines, path, report)
+    return lines, text
+
+
+# Tags whose URI attribute names a file that this validator does not read (keys, parts...);
+# EXT-X-MAP, EXT-X-MEDIA and the stream tags are resolved where they are checked.
+_OTHER_URI_TAGS = frozenset({"EXT-X-KEY", "EXT-X-SESSION-KEY", "EXT-X-SESSION-DATA",
+                             "EXT-X-PRELOAD-HINT", "EXT-X-PART", "EXT-X-RENDITION-REPORT"})
+
+
+def _confine_other_uris(lines: list[PlaylistLine], path: Path, report: Report) -> None:
+    for line in lines:
+        if line.tag in _OTHER_URI_TAGS:
+            uri = attributes(line.value).get("URI")
+            if uri and not uri.startswith(("data:", "skd:")):
+                checks.resolve_reference(report, path, uri, line.where, what=f"#{line.tag} URI",
+                                         must_exist=False)
+
+
+def parse_m3u8(text: str, path: Path, report: Report) -> m3u8.M3U8 | None:
+    """The `m3u8` package's parse of a playlist our syntax check accepted, or None with a
+    finding: its value conversions are its own, so a value we let through may still fail."""
+    try:
+        return m3u8.loads(text)
+    except (ValueError, ArithmeticError, TypeError, AttributeError, IndexError,
+            KeyError) as exc:
+        report.error("hls.syntax", path, "",
+                     f"the playlist cannot be parsed ({excerpt(str(exc))}); players would "
+                     "likely refuse it too")
+        return None
 
 
 class PlaylistCache:
@@ -79,7 +127,9 @@ def check_media_playlist(path: Path, report: Report, cache: MediaCache, *,
                      "a master playlist was given where a media playlist is expected")
         return None
     check_version(lines, path, report)
-    parsed = m3u8.loads(text)
+    parsed = parse_m3u8(text, path, report)
+    if parsed is None:
+        return None
     extinf_lines = [line for line in lines if line.tag == "EXTINF"]
     if not parsed.segments:
         report.error("hls.playlist-empty", path, "line 1",
@@ -124,7 +174,8 @@ def _check_tags(lines: list[PlaylistLine], parsed: m3u8.M3U8, playlist: HlsPlayl
         if line.tag != "EXTINF":
             continue
         duration = Decimal(line.value.split(",", 1)[0].strip())
-        if duration.quantize(Decimal(1), rounding=ROUND_HALF_UP) > parsed.target_duration:
+        # to_integral_value, unlike quantize, has no precision limit on the digits it keeps.
+        if duration.to_integral_value(rounding=ROUND_HALF_UP) > parsed.target_duration:
             report.error("hls.extinf-over-target", path, line.where,
                          f"EXTINF {duration} rounds above EXT-X-TARGETDURATION "
                          f"{parsed.target_duration} (line {target_line.number}); players "
@@ -138,14 +189,14 @@ def _ranges(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine], path: Path,
     previous: tuple[str, int] | None = None  # uri and end of the previous sub-range
     for segment, line in zip(parsed.segments, extinf_lines, strict=False):
         uri = segment.uri or ""
-        match = BYTERANGE.match(segment.byterange or "")
-        if not match:
+        parsed_range = byterange(segment.byterange or "")  # in range: checked by the syntax
+        if parsed_range is None:
             ranges.append((uri, None, None))
             previous = None
             continue
-        length = int(match.group(1))
-        if match.group(2) is not None:
-            offset = int(match.group(2))
+        length, given_offset = parsed_range
+        if given_offset is not None:
+            offset = given_offset
         elif previous is not None and previous[0] == uri:
             offset = previous[1]
         else:
@@ -165,6 +216,7 @@ def _check_segments(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine],
                     cache: MediaCache) -> None:
     ranges = _ranges(parsed, extinf_lines, path, report)
     resolved: dict[str, MediaInfo | None] = {}
+    maps: dict[str, Path | None] = {}
     previous_end: tuple[str, int] | None = None
     starts_to_check: dict[Path, list[int]] = {}
     clock = 0.0
@@ -172,6 +224,10 @@ def _check_segments(parsed: m3u8.M3U8, extinf_lines: list[PlaylistLine],
                                                     strict=False):
         duration = float(segment.duration or 0.0)
         playlist.extinf_total += duration
+        init = segment.init_section
+        if init is not None and init.uri and init.uri not in maps:
+            maps[init.uri] = checks.resolve_reference(report, path, init.uri, line.where,
+                                                      what="EXT-X-MAP URI")
         if uri not in resolved:
             found = checks.resolve_reference(report, path, uri, line.where, what="segment")
             resolved[uri] = checks.load_media(report, cache, found, path) if found else None
@@ -223,12 +279,13 @@ def _check_map(segment: m3u8.Segment, found: Path, media: MediaInfo | None, path
     if init is None or media is None or not init.byterange or \
             Path(init.uri or "").name != found.name:
         return
-    match = BYTERANGE.match(init.byterange)
-    if not match:
+    parsed_range = byterange(init.byterange)
+    if parsed_range is None:
         report.error("hls.syntax", path, line.where,
-                     f"EXT-X-MAP BYTERANGE '{init.byterange}' is not <length>[@<offset>]")
+                     f"EXT-X-MAP BYTERANGE '{excerpt(init.byterange)}' is not "
+                     "<length>[@<offset>]")
         return
-    length, offset = int(match.group(1)), int(match.group(2) or 0)
+    length, offset = parsed_range[0], parsed_range[1] or 0
     if offset + length > media.size:
         report.error("hls.byterange-out-of-file", path, line.where,
                      f"EXT-X-MAP asks for bytes {offset}-{offset + length - 1} but "

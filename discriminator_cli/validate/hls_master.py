@@ -9,8 +9,9 @@ import m3u8
 
 from discriminator_cli.bitrate import peak_bitrate
 from discriminator_cli.validate import checks
-from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, read_playlist
+from discriminator_cli.validate.hls import HlsPlaylist, PlaylistCache, parse_m3u8, read_playlist
 from discriminator_cli.validate.hls_syntax import PlaylistLine, check_version
+from discriminator_cli.validate.iframes import check_iframe_rates
 from discriminator_cli.validate.media import codecs_match
 from discriminator_cli.validate.report import Report
 
@@ -51,7 +52,9 @@ def check_master(path: Path, report: Report, playlists: PlaylistCache) -> HlsMas
         return None
     lines, text = read
     check_version(lines, path, report)
-    parsed = m3u8.loads(text)
+    parsed = parse_m3u8(text, path, report)
+    if parsed is None:
+        return None
     master = HlsMaster(path)
     by_tag: dict[str, list[PlaylistLine]] = {}
     for line in lines:
@@ -210,6 +213,7 @@ def _check_iframe_variant(variant: m3u8.IFramePlaylist, line: PlaylistLine, path
     declared = [c.strip() for c in (info.codecs or "").split(",") if c.strip()]
     actual = [playlist.media.codecs] if playlist.media.codecs else []
     _check_codecs(declared, actual, path, report, line)
+    check_iframe_rates(info, playlist, path, report, line)
 
 
 def _check_alignment(master: HlsMaster, path: Path, report: Report) -> None:

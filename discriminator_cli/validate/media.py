@@ -22,6 +22,9 @@ from discriminator_cli.validate.sample_entry import SampleEntry, parse_stsd
 AVC_NAL_SLICE, AVC_NAL_IDR = 1, 5
 MAX_NALS_BEFORE_SLICE = 16  # SEI, AUD, SPS, PPS... precede the first slice of an access unit
 AAC_FRAME_SAMPLES = 1024
+# A two-hour package fragmented per frame at 60 fps has under 900 000 top-level boxes; more is
+# a hostile file, and each fragment kept costs memory.
+MAX_TOP_LEVEL_BOXES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -194,7 +197,10 @@ def _walk(reader: FileReader, info: MediaInfo) -> None:
 def _walk_boxes(reader: FileReader, info: MediaInfo,
                 pending: list[tuple[int, mp4box.TrackFragment]]) -> None:
     trex: mp4box.TrexDefaults | None = None
-    for box in reader.top_level():
+    for count, box in enumerate(reader.top_level()):
+        if count == MAX_TOP_LEVEL_BOXES:
+            raise Mp4Error(f"more than {MAX_TOP_LEVEL_BOXES} top-level boxes; the rest of the "
+                           "file is not checked", box.offset)
         if box.type == "moov":
             trex = _read_moov(reader.box_bytes(box), box, info)
             info.moov_end = box.end
@@ -260,10 +266,14 @@ def _read_moof(data: bytes, moof: mp4box.Box, info: MediaInfo,
 def _close_fragments(reader: FileReader, info: MediaInfo,
                      pending: list[tuple[int, mp4box.TrackFragment]], end: int) -> None:
     for offset, traf in pending:
-        durations = Counter(traf.sample_durations)
-        frame = durations.most_common(1)[0][0] if durations else 0
+        frame = traf.frame_duration
         sample_end = traf.data_offset + traf.data_size
-        if traf.sample_count and sample_end > reader.size:
+        if traf.sample_count > reader.size:
+            info.issues.append(MediaIssue(
+                "error", "mp4.malformed", offset,
+                f"the fragment declares {traf.sample_count} samples, more than the file has "
+                f"bytes ({reader.size})"))
+        elif traf.sample_count and sample_end > reader.size:
             info.issues.append(MediaIssue(
                 "error", "mp4.truncated", offset,
                 f"the fragment's samples end at byte {sample_end}, past the end of the file "

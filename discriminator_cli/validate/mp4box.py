@@ -8,6 +8,9 @@ kilobytes of reads. Parsers take the box's payload bytes and return plain datacl
 from __future__ import annotations
 
 import struct
+import sys
+from array import array
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,6 +29,11 @@ TRUN_SAMPLE_FLAGS = 0x000400
 TRUN_SAMPLE_CTO = 0x000800
 
 SAMPLE_IS_NON_SYNC = 0x00010000  # sample_is_non_sync_sample bit of the sample flags
+
+# The boxes read whole (moov, moof, sidx) are kilobytes in real files: a fragmented moov holds
+# no sample tables, and an hour-long single fragment at 60 fps has a 3.5 MB trun. A header
+# declaring more is hostile or broken, and reading it would take that much memory.
+MAX_READ_BOX_BYTES = 16 << 20
 
 
 class Mp4Error(Exception):
@@ -133,6 +141,10 @@ class FileReader:
 
     def box_bytes(self, box: Box) -> bytes:
         """The whole box (header included), for small boxes such as moov, sidx, moof."""
+        if box.size > MAX_READ_BOX_BYTES:
+            raise Mp4Error(f"box '{box.type}' declares {box.size} bytes; real ones hold a few "
+                           f"kilobytes (this validator reads at most {MAX_READ_BOX_BYTES >> 20} "
+                           "MiB of one)", box.offset)
         data = self.read(box.offset, box.size)
         if len(data) < box.size:
             raise Mp4Error(f"box '{box.type}' cut short", box.offset, truncated=True)
@@ -209,7 +221,7 @@ class TrackFragment:
     base_decode_time: int | None
     sample_count: int
     duration: int  # sum of sample durations, in the track timescale
-    sample_durations: tuple[int, ...]
+    frame_duration: int  # the most common sample duration (0: no samples)
     first_sample_flags: int | None  # None: no flags anywhere (trex defaults apply)
     first_sample_size: int
     data_offset: int  # absolute file offset of the first sample's bytes
@@ -273,7 +285,7 @@ def parse_traf(data: bytes, traf: Box, moof_offset: int, trex: TrexDefaults | No
 
     trun = find_child(data, traf, "trun", base=base)
     if trun is None:
-        return TrackFragment(track_id, decode_time, 0, 0, (), default_flags, 0,
+        return TrackFragment(track_id, decode_time, 0, 0, 0, default_flags, 0,
                              base_data_offset, 0)
     _, tr_flags, pos = full_box(data, trun, base=base)
     (count,) = struct.unpack_from(">I", data, pos)
@@ -289,22 +301,28 @@ def parse_traf(data: bytes, traf: Box, moof_offset: int, trex: TrexDefaults | No
     fields = _trun_fields(tr_flags)
     if pos + 4 * len(fields) * count > trun.end - base:
         raise Mp4Error(f"trun declares {count} samples but is too short for them", trun.offset)
-    if fields:
-        # One unpack for the whole table; columns are then taken with slices.
-        values = struct.unpack_from(f">{len(fields) * count}I", data, pos)
-        columns = {name: values[i::len(fields)] for i, name in enumerate(fields)}
+    # Without a table the count is bounded by nothing (2**32 is possible): durations and sizes
+    # from defaults are multiplied, never expanded per sample.
+    # One array for the whole table (4 bytes a value, not a Python int each); columns are
+    # then strided slices of it.
+    table = array("I", data[pos:pos + 4 * len(fields) * count])
+    if sys.byteorder == "little":
+        table.byteswap()
+    columns = {name: table[i::len(fields)] for i, name in enumerate(fields)}
+    durations, sizes = columns.get("duration"), columns.get("size")
+    if durations is not None:
+        duration = sum(durations)
+        frame = Counter(durations).most_common(1)[0][0] if count else 0
     else:
-        columns = {}
-    durations = tuple(columns["duration"]) if "duration" in columns \
-        else (default_duration,) * count
-    sizes = columns.get("size") or (default_size,) * count
+        duration, frame = default_duration * count, default_duration if count else 0
     if "flags" in columns and count and not tr_flags & TRUN_FIRST_SAMPLE_FLAGS:
         first_flags = columns["flags"][0]
     return TrackFragment(
-        track_id=track_id, base_decode_time=decode_time, sample_count=count,
-        duration=sum(durations), sample_durations=durations, first_sample_flags=first_flags,
-        first_sample_size=sizes[0] if count else 0, data_offset=base_data_offset + data_offset,
-        data_size=sum(sizes))
+        track_id=track_id, base_decode_time=decode_time, sample_count=count, duration=duration,
+        frame_duration=frame, first_sample_flags=first_flags,
+        first_sample_size=(sizes[0] if sizes is not None else default_size) if count else 0,
+        data_offset=base_data_offset + data_offset,
+        data_size=sum(sizes) if sizes is not None else default_size * count)
 
 
 def is_sync(sample_flags: int | None) -> bool:

@@ -6,10 +6,22 @@ import os
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Literal
 
 from lxml import etree
 from rich.table import Table
+from rich.text import Text
+
+EXCERPT_CHARS = 120  # file text quoted in a message: enough to recognise it, never megabytes
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """`text` cut to `limit` characters (with a count of the rest), control characters
+    shown as escapes, so a hostile manifest cannot flood or break a one-line finding."""
+    shown = _one_line_text(text[:limit])
+    return shown if len(text) <= limit else f"{shown}… ({len(text) - limit} more characters)"
+
 
 Severity = Literal["error", "warning", "info"]
 SEVERITY_ORDER: dict[str, int] = {"error": 0, "warning": 1, "info": 2}
@@ -30,8 +42,12 @@ class Finding:
         return asdict(self)
 
     def one_line(self) -> str:
-        where = f"{self.file}:{self.location}" if self.location else self.file
-        return f"{self.severity}: [{self.check}] {where}: {self.message}"
+        """`FILE:LOCATION: severity check-id: message`, as compilers print them (no LOCATION
+        part when there is none); control characters in the file name are escaped so one
+        finding is always one line."""
+        file = _one_line_text(self.file)
+        where = f"{file}:{self.location}" if self.location else file
+        return f"{where}: {self.severity} {self.check}: {self.message}"
 
 
 @dataclass
@@ -40,6 +56,16 @@ class Report:
     manifests: list[str] = field(default_factory=list)
     media_files: list[str] = field(default_factory=list)
     _seen: set[tuple[str, str, str, str]] = field(default_factory=set, repr=False)
+    # Package root of each manifest: references must stay under it (checks.resolve_reference).
+    _roots: dict[str, Path] = field(default_factory=dict, repr=False)
+
+    def set_root(self, manifest: Path, root: Path) -> None:
+        """`manifest`'s package root; the first one recorded wins (a master's root passes on
+        to the playlists it names)."""
+        self._roots.setdefault(str(manifest), root)
+
+    def root_of(self, manifest: Path) -> Path:
+        return self._roots.get(str(manifest), manifest.parent)
 
     def add(self, severity: Severity, check: str, file: object, location: str | int | None,
             message: str, *, manifest: object | None = None) -> None:
@@ -105,7 +131,15 @@ class Report:
                 "manifests": self.manifests, "media_files": self.media_files,
                 "findings": [f.as_dict() for f in self.sorted_findings()]}
 
+    def text(self) -> str:
+        """One `FILE:LOCATION: severity check-id: message` line per finding, then the
+        summary: what `validate --format text` prints for logs."""
+        lines = [f.one_line() for f in self.sorted_findings()]
+        return "\n".join([*lines, self.summary_line()])
+
     def table(self) -> Table:
+        """For a terminal. Cells are Text, never markup: file names and messages quote the
+        package (a segment 'seg[/b].mp4' is a name, not a closing tag)."""
         table = Table(title=self.summary_line(), title_justify="left", show_lines=True)
         table.add_column("severity", no_wrap=True)
         table.add_column("check", overflow="fold")
@@ -114,7 +148,8 @@ class Report:
         styles = {"error": "red", "warning": "yellow", "info": "cyan"}
         for f in self.sorted_findings():
             where = _display_path(f.file) + (f"\n{f.location}" if f.location else "")
-            table.add_row(f"[{styles[f.severity]}]{f.severity}[/]", f.check, where, f.message)
+            table.add_row(Text(f.severity, style=styles[f.severity]), Text(f.check),
+                          Text(where), Text(f.message))
         return table
 
     def junit_xml(self, *, strict: bool = False) -> bytes:
@@ -148,6 +183,12 @@ class Report:
         suites.set("tests", str(sum(int(s.get("tests", "0")) for s in suites)))
         suites.set("failures", str(total_failures))
         return etree.tostring(suites, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def _one_line_text(text: str) -> str:
+    return text if text.isprintable() else \
+        "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                for c in text)
 
 
 def _display_path(file: str) -> str:

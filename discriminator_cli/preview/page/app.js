@@ -240,9 +240,15 @@ async function main() {
   document.getElementById("audio").onchange = (e) => window.preview.setAudio(Number(e.target.value));
   video.addEventListener("error", () => recordError("video element", true,
     video.error ? `${video.error.code} ${video.error.message}` : "unknown"));
+  if (config.players_missing) {
+    const notice = document.getElementById("notice");
+    notice.textContent = config.players_missing;
+    notice.hidden = false;
+  }
   if (!choice) {
     state.status = "error";
-    recordError("page", true, "no manifest with a usable player (see `discriminator preview`)");
+    recordError("page", true, config.players_missing ||
+      "no manifest with a usable player (see `discriminator preview`)");
     return;
   }
   picker.value = choice.id;
