@@ -18,6 +18,7 @@ from discriminator_cli.cli import (
     quantize,
     sample,
     validate,
+    verify,
 )
 from discriminator_cli.cli.output import err_console
 from discriminator_cli.errors import DiscriminatorError
@@ -30,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize):
+for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize,
+               verify):
     module.register(app)
 
 
