@@ -171,6 +171,10 @@ def made(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             wave.open(str(folder / "narration.wav"), "wb") as cut:
         cut.setparams(source.getparams())
         cut.writeframes(source.readframes(source.getframerate()))  # 1 s: 22 frames
+    with wave.open(str(DATA / "speech_3s_16k.wav"), "rb") as source, \
+            wave.open(str(folder / "short.wav"), "wb") as cut:
+        cut.setparams(source.getparams())
+        cut.writeframes(source.readframes(source.getframerate() // 4))  # for the extra clips
     write_checkpoint(folder / "wav2lip.pth")
     engine = load_engine(folder / "wav2lip.pth")  # bf16 where the CPU has it: faster
     lipsync_clip(engine, folder / "astronaut.png", folder / "narration.wav",
@@ -316,7 +320,7 @@ def test_user_identity_signs_and_nothing_unsigned_is_published(made: dict[str, P
     from discriminator_cli.lipsync.pipeline import LipSyncOptions, lipsync_clip
 
     folder, engine = made["folder"], made["engine"]
-    face, narration = folder / "astronaut.png", folder / "narration.wav"
+    face, narration = folder / "astronaut.png", folder / "short.wav"
     chain, key = make_chain(tmp_path / "newsroom", "Newsroom signer")
     mine = load_identity(chain, key, source="option")
     out = tmp_path / "clips" / "mine.mp4"
