@@ -151,6 +151,13 @@ def test_bad_identity_is_one_line(case: str, tmp_path: Path) -> None:
     del other_chain
 
 
+def test_unwritable_config_dir_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder\n")
+    with pytest.raises(BadInputError, match="cannot make the local signing identity") as caught:
+        resolve_identity(config=tmp_path / "file" / "discriminator")
+    assert "--sign-cert/--sign-key" in caught.value.one_line()
+
+
 # ---- clips (the lipsync extra) ----------------------------------------------------------------
 
 @pytest.fixture(scope="module")

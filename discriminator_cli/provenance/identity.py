@@ -228,8 +228,13 @@ def local_identity(folder: Path) -> SigningIdentity:
 
 
 def _create_local(folder: Path) -> None:
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))  # 0700
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))  # 0700
+    except OSError as exc:
+        raise BadInputError(f"cannot make the local signing identity ({exc.strerror})",
+                            path=folder, hint="set XDG_CONFIG_HOME to a writable folder, or "
+                                              "give --sign-cert/--sign-key") from exc
     try:
         ca_pem, chain_pem, key_pem = _make_local_chain()
         _write(staging / CA_FILE, ca_pem, 0o644)
