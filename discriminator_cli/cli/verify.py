@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, print_json
@@ -46,8 +47,9 @@ def verify(
             _print_report(report)
     for report in reports:
         for check in report.failures():
-            err_console.print(f"[red]error:[/red] {report.clip}: {check.name}: {check.detail}",
-                              soft_wrap=True, markup=True, highlight=False)
+            # c2pa's explanations may hold [brackets]: not rich markup
+            err_console.print(f"[red]error:[/red] {escape(f'{report.clip}: {check.name}: ')}"
+                              f"{escape(check.detail)}", soft_wrap=True)
     if not all(r.ok for r in reports):
         raise typer.Exit(1)
 
