@@ -276,7 +276,9 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                     writer.write(frame)
                 progress.update(task, writer.frames)
         # Signed before the rename: no clip is ever published without its C2PA manifest.
-        from discriminator_cli.provenance.sign import sign_lipsync_clip
+        from discriminator_cli.provenance import provenance_imports
+        with provenance_imports("lipsync"):
+            from discriminator_cli.provenance.sign import sign_lipsync_clip
 
         result.signature = sign_lipsync_clip(staging, result, engine, options.signing)
     progress.finish(task)
