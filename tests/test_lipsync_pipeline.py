@@ -214,7 +214,7 @@ def test_watch_folder_turns_dropped_photos_into_clips(workdir: Path, engine,  # 
         worker.join(timeout=10)
     assert not worker.is_alive()
     assert made == ["viewer1.mp4", "viewer2.mp4", 2]  # clips as they came, then the count
-    assert [f.face.name for f in failed] == ["blank.png"]
+    assert [f.path.name for f in failed] == ["blank.png"]
     assert "no face found" in failed[0].error.one_line()
     assert sorted(p.name for p in out.iterdir()) == ["viewer1.mp4", "viewer1.mp4.json",
                                                      "viewer2.mp4", "viewer2.mp4.json"]

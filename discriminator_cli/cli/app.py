@@ -22,6 +22,7 @@ from discriminator_cli.cli import (
     quantize,
     sample,
     validate,
+    verify,
 )
 from discriminator_cli.cli import help as help_conventions
 from discriminator_cli.cli.output import error, print_json
@@ -38,7 +39,7 @@ app = typer.Typer(
 )
 
 for module in (doctor, presets, sample, encode, validate, preview, players, mel, lipsync,
-               quantize):
+               quantize, verify):
     module.register(app)
 
 

@@ -64,13 +64,20 @@ def lipsync(
                                                    "$XDG_CACHE_HOME/discriminator).")] = None,
     max_clips: Annotated[int | None, typer.Option(min=1, help="--watch: stop after this many "
                                                   "clips.")] = None,
+    sign_cert: Annotated[Path | None, typer.Option(help="Certificate chain (PEM: leaf, then its "
+                                                   "CA) for the clips' C2PA manifest; default: "
+                                                   "signing.toml, else a local identity.")]
+    = None,
+    sign_key: Annotated[Path | None, typer.Option(help="The --sign-cert leaf's private key "
+                                                  "(PEM).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing clips.")] = False,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
     dry_run: DryRunOption = False,
 ) -> None:
-    """Lip-sync a face to a narration with Wav2Lip (clips are marked synthetic)."""
+    """Lip-sync a face to a narration with Wav2Lip (clips are marked synthetic and signed)."""
     from discriminator_cli.lipsync import lipsync_imports
+    from discriminator_cli.provenance import provenance_imports
 
     with lipsync_imports("discriminator lipsync"):
         from discriminator_cli.lipsync.batch import faces_in, lipsync_many
@@ -99,9 +106,15 @@ def lipsync(
     if output is not None:  # before the model loads: a wrong path should fail in no time
         check_clip_inputs(faces[0], audio, output, force)
 
+    with provenance_imports("discriminator lipsync"):
+        from discriminator_cli.provenance.identity import resolve_identity
+    # Before the model loads: a bad certificate fails in milliseconds. A dry run makes no
+    # local identity (it writes nothing) but still checks a given one.
+    signing = resolve_identity(sign_cert, sign_key) \
+        if not dry_run or sign_cert or sign_key else None
     options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
                              blend=blend, smooth=smooth, batch_size=batch_size, force=force,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, signing=signing)
     chosen = make_detector(detector, box=parse_box(box) if box else None,
                            weights=detector_weights, device=device)
     engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)
@@ -109,6 +122,8 @@ def lipsync(
     if not (quiet or json_output):
         info(f"model: {checkpoint.name} ({engine.precision} on {engine.device}); face "
              f"detector: {chosen.name}")
+        if signing is not None:
+            info(f"signing: {signing.describe()}")
 
     if watch is not None:
         _watch(engine, watch, audio, out_dir, chosen, options, runner,
@@ -139,8 +154,8 @@ def _report_clip(result: ClipResult, *, quiet: bool) -> None:
     info(f"{result.output}: {result.frames} frames at {result.fps:g} fps, "
          f"{result.width}x{result.height}, {result.precision}, "
          f"{result.timings.get('total', 0):.1f} s (mel "
-         f"{'cached' if result.mel_cache_hit else 'computed'}); marked synthetic, provenance "
-         f"in {result.sidecar.name}")
+         f"{'cached' if result.mel_cache_hit else 'computed'}); marked synthetic, signed "
+         f"(C2PA), provenance in {result.sidecar.name}")
 
 
 def _watch(engine: LipSyncEngine, folder: Path, audio: Path, out_dir: Path,

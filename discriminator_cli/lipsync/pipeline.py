@@ -3,7 +3,8 @@
 Still photo: detect once, crop once, run the face encoder once (`engine.predict_still`), then
 batches of mel windows. Video: detect on every frame (a first, decode-only pass that keeps only
 the boxes), smooth the boxes, then stream the frames again through the model. Frames go into
-one ffmpeg process as they are made; the clip is published by rename with a provenance sidecar.
+one ffmpeg process as they are made; the clip is signed (an embedded C2PA manifest, see
+`discriminator_cli.provenance`) and published by rename with a provenance sidecar.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -47,6 +48,9 @@ from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
 
+if TYPE_CHECKING:
+    from discriminator_cli.provenance.identity import SigningIdentity
+
 PHOTO_FPS = 25.0
 SIDECAR_SUFFIX = ".json"
 
@@ -61,6 +65,7 @@ class LipSyncOptions:
     batch_size: int = 32
     force: bool = False
     cache_dir: Path | None = None
+    signing: SigningIdentity | None = None  # None: provenance.identity.resolve_identity()
 
 
 @dataclass
@@ -80,6 +85,7 @@ class ClipResult:
     mel_cache_hit: bool
     timings: dict[str, float] = field(default_factory=dict)
     dry_run: bool = False
+    signature: dict[str, Any] | None = None  # the embedded C2PA manifest and who signed it
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -260,15 +266,21 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                                  options.batch_size, paster, runner)
     step = time.perf_counter()
     task = progress.start(f"lipsync {face.name}", frames)
-    with staged_file(output, force=options.force) as staging, \
-            runner.open(writer_argv(staging, width, height, fps, audio,
-                                    synthetic_metadata(sidecar)),
-                        what="ffmpeg clip encode", stdin=True, path=output) as stream:
-        writer = FrameWriter(stream, width, height)
-        for batch in batches:
-            for frame in batch:
-                writer.write(frame)
-            progress.update(task, writer.frames)
+    with staged_file(output, force=options.force) as staging:
+        with runner.open(writer_argv(staging, width, height, fps, audio,
+                                     synthetic_metadata(sidecar)),
+                         what="ffmpeg clip encode", stdin=True, path=output) as stream:
+            writer = FrameWriter(stream, width, height)
+            for batch in batches:
+                for frame in batch:
+                    writer.write(frame)
+                progress.update(task, writer.frames)
+        # Signed before the rename: no clip is ever published without its C2PA manifest.
+        from discriminator_cli.provenance import provenance_imports
+        with provenance_imports("lipsync"):
+            from discriminator_cli.provenance.sign import sign_lipsync_clip
+
+        result.signature = sign_lipsync_clip(staging, result, engine, options.signing)
     progress.finish(task)
     timings["generate"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
@@ -353,6 +365,7 @@ def _write_sidecar(result: ClipResult, engine: LipSyncEngine) -> None:
             "checkpoint": {"file": str(engine.checkpoint_path),
                            "sha256": engine.checkpoint_sha256},
         },
+        "c2pa": result.signature,
     }
     # Published like the clip (by rename, 0644): a provenance record others cannot read is
     # no provenance record.
