@@ -46,6 +46,9 @@ class Fragment:
     first_sample_size: int
     frame_duration: int  # the most common sample duration in this fragment
     starts_with_idr: bool | None  # None: not an AVC track, or the sample could not be read
+    # Every sample's size and duration, in decode order (the HRD buffer model reads them).
+    sample_sizes: tuple[int, ...] = ()
+    sample_durations: tuple[int, ...] = ()
 
     @property
     def first_sample_end(self) -> int:
@@ -274,7 +277,8 @@ def _close_fragments(reader: FileReader, info: MediaInfo,
             duration=traf.duration, sample_count=traf.sample_count,
             first_sample_sync=mp4box.is_sync(traf.first_sample_flags),
             first_sample_offset=traf.data_offset, first_sample_size=traf.first_sample_size,
-            frame_duration=frame, starts_with_idr=idr))
+            frame_duration=frame, starts_with_idr=idr, sample_sizes=traf.sample_sizes,
+            sample_durations=traf.sample_durations))
     pending.clear()
 
 
@@ -315,3 +319,7 @@ class MediaCache:
         if key not in self._by_path:
             self._by_path[key] = analyze_media(key)
         return self._by_path[key]
+
+    def analysed(self) -> list[MediaInfo]:
+        """Every file analysed so far, in the order the manifests led to them."""
+        return list(self._by_path.values())

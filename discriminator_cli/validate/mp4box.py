@@ -214,6 +214,7 @@ class TrackFragment:
     first_sample_size: int
     data_offset: int  # absolute file offset of the first sample's bytes
     data_size: int  # sum of sample sizes
+    sample_sizes: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -304,7 +305,7 @@ def parse_traf(data: bytes, traf: Box, moof_offset: int, trex: TrexDefaults | No
         track_id=track_id, base_decode_time=decode_time, sample_count=count,
         duration=sum(durations), sample_durations=durations, first_sample_flags=first_flags,
         first_sample_size=sizes[0] if count else 0, data_offset=base_data_offset + data_offset,
-        data_size=sum(sizes))
+        data_size=sum(sizes), sample_sizes=tuple(sizes))
 
 
 def is_sync(sample_flags: int | None) -> bool:
