@@ -57,6 +57,17 @@ def bento4_package(tmp_path_factory: pytest.TempPathFactory, sample_source: Path
     return _package(tmp_path_factory, sample_source, "bento4")
 
 
+@pytest.fixture(scope="session")
+def chunked_package(tmp_path_factory: pytest.TempPathFactory, sample_source: Path) -> Path:
+    """The shaka package made by `--engine chunked` (2 s chunks: four chunks joined), from
+    its own cache so that no rung comes from the local engine's."""
+    base = tmp_path_factory.mktemp("media-chunked")
+    encode_source(sample_source, EncodeOptions(preset=load_preset("small"), out_dir=base / "sample",
+                                               validate=False, engine="chunked",
+                                               chunk_seconds=2.0, cache_dir=base / "cache"))
+    return base / "sample"
+
+
 @pytest.fixture(params=["shaka", pytest.param("bento4", marks=pytest.mark.bento4)])
 def any_package(request: pytest.FixtureRequest) -> Path:
     """Each backend's package in turn."""

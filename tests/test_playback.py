@@ -49,7 +49,7 @@ def _report_for(name: str, package: Path) -> PlaybackReport:
     return _reports[name]
 
 
-@pytest.fixture(params=["shaka", "bento4"])
+@pytest.fixture(params=["shaka", "bento4", "chunked"])
 def played(request: pytest.FixtureRequest) -> tuple[Path, PlaybackReport]:
     package = request.getfixturevalue(f"{request.param}_package")
     return package, _report_for(request.param, package)

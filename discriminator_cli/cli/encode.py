@@ -19,6 +19,7 @@ from discriminator_cli.cli.output import (
 )
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.encode import EncodeOptions, EncodeResult, encode_many, plan_sources
+from discriminator_cli.encode.job import EngineName
 from discriminator_cli.encode.packaging import PackagerName
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.errors import BadInputError
@@ -55,6 +56,18 @@ def encode(
     packager: Annotated[PackagerName, typer.Option(help="shaka (bundled), bento4, or auto "
                                                    "(Bento4 when installed).")] = "shaka",
     jobs: Annotated[int, typer.Option(min=1, help="Sources encoded at once.")] = 1,
+    engine: Annotated[EngineName, typer.Option(help="local (one machine, whole source), "
+                                               "chunked (GOP-aligned chunks, one machine) or "
+                                               "ray (chunks over a Ray cluster; extra 'ray').")]
+    = "local",
+    ray_address: Annotated[str | None, typer.Option(help="Ray cluster to join, e.g. auto or "
+                                                    "HEAD:6379 (default: start Ray here).")]
+    = None,
+    chunk_seconds: Annotated[float, typer.Option(min=0.1, help="Chunk length for chunked/ray "
+                                                 "(rounded to whole GOPs).")] = 30.0,
+    ship_sources: Annotated[bool, typer.Option("--ship-sources", help="ray: send sources "
+                                               "through Ray's object store (no shared "
+                                               "storage).")] = False,
     quality: Annotated[bool, typer.Option("--quality", help="Add PSNR/SSIM per rung.")] = False,
     validate: Annotated[bool, typer.Option("--validate/--no-validate",
                                            help="Validate the package before publishing.")]
@@ -72,7 +85,11 @@ def encode(
     options = EncodeOptions(preset=load_preset(preset), out_dir=media_root,
                             language=language, extra_audio=_parse_audio(audio or []),
                             packager=packager, force=force, quality=quality,
-                            validate=validate, cache_dir=cache_dir)
+                            validate=validate, cache_dir=cache_dir, engine=engine,
+                            chunk_seconds=chunk_seconds, ray_address=ray_address,
+                            ship_sources=ship_sources)
+    if engine == "ray":
+        jobs = max(jobs, len(outputs))  # every film's chunks go to the cluster at once
     runner = CommandRunner(dry_run=dry_run, echo=print)
     with RichProgress(enabled=not (quiet or json_output or dry_run)) as bars:
         outcome = encode_many(outputs, options, jobs=jobs, runner=runner,

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from discriminator_cli.batch import BatchOutcome, Failure, require_unique_stems
+from discriminator_cli.encode.engine import make_encoder
 from discriminator_cli.encode.job import EncodeOptions, EncodeResult, encode_source, find_sources
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.progress import NullProgress, ProgressSink
@@ -34,11 +35,12 @@ def encode_many(outputs: dict[Path, Path], options: EncodeOptions, *, jobs: int 
     each failure is recorded and the others are still published.
     """
     runner = runner or CommandRunner()
+    encoder = make_encoder(options)  # one per batch: Ctrl-C cancels every film's work
 
     def run_one(source: Path) -> EncodeResult:
         progress = progress_for(source) if progress_for else NullProgress()
         return encode_source(source, replace(options, out_dir=outputs[source]),
-                             runner=runner, progress=progress)
+                             runner=runner, progress=progress, encoder=encoder)
 
     outcome: BatchOutcome[EncodeResult] = BatchOutcome()
     if len(outputs) == 1:
@@ -46,9 +48,17 @@ def encode_many(outputs: dict[Path, Path], options: EncodeOptions, *, jobs: int 
         return outcome
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = {source: pool.submit(run_one, source) for source in outputs}
-        for source, future in futures.items():
-            try:
-                outcome.results.append(future.result())
-            except DiscriminatorError as exc:
-                outcome.failures.append(Failure(source, exc, role="source"))
+        try:
+            for source, future in futures.items():
+                try:
+                    outcome.results.append(future.result())
+                except DiscriminatorError as exc:
+                    outcome.failures.append(Failure(source, exc, role="source"))
+        except KeyboardInterrupt:
+            # The films still running stop before publishing (engines check before the
+            # rename); the ones not started never start.
+            encoder.cancel()
+            for future in futures.values():
+                future.cancel()
+            raise
     return outcome

@@ -1,5 +1,11 @@
 """`encode`: probe a source, plan its ladder, run the two x264 passes (cached per rung),
-package DASH + HLS in a staging directory, validate, and publish by rename."""
+package DASH + HLS in a staging directory, validate, and publish by rename.
+
+The engines differ only in how the missing rungs get encoded (`RungEncoder`): `local` runs one
+ffmpeg per pass over the whole source (`LocalEncoder`, here), `chunked` and `ray` encode
+GOP-aligned chunks and join them (encode/chunked.py, encode/ray_engine.py). Probe, plan, cache,
+package, validate and publish are the same code for all of them.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +14,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from discriminator_cli import cache
+from discriminator_cli.encode.chunks import DEFAULT_CHUNK_SECONDS
+from discriminator_cli.encode.engine import EncodeContext, RungEncoder, make_encoder
 from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
 from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
 from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
 from discriminator_cli.encode.work import work_directory
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.encode.x264 import AudioJob, RungJob
 from discriminator_cli.errors import (
     BadInputError,
     OutputExistsError,
@@ -37,6 +45,7 @@ from discriminator_cli.publish import (
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities, tool_version
 
+EngineName = Literal["local", "chunked", "ray"]
 VIDEO_EXTENSIONS = (".mov", ".mp4", ".m4v", ".mkv", ".webm", ".avi", ".mxf", ".mts", ".ts")
 
 
@@ -51,6 +60,10 @@ class EncodeOptions:
     quality: bool = False
     validate: bool = True
     cache_dir: Path | None = None
+    engine: EngineName = "local"
+    chunk_seconds: float = DEFAULT_CHUNK_SECONDS       # chunked / ray engines
+    ray_address: str | None = None                     # None: a Ray instance on this machine
+    ship_sources: bool = False       # ray: send sources through the object store
 
 
 @dataclass
@@ -174,10 +187,12 @@ class StageTimer:
 
 def encode_source(source_path: Path, options: EncodeOptions, *,
                   runner: CommandRunner | None = None,
-                  progress: ProgressSink | None = None) -> EncodeResult:
+                  progress: ProgressSink | None = None,
+                  encoder: RungEncoder | None = None) -> EncodeResult:
     """The editors' job for one source: probe, plan, encode what the cache lacks, package,
     validate and publish by rename."""
     runner = runner or CommandRunner()
+    encoder = encoder or make_encoder(options)
     progress = progress or NullProgress()
     timer = StageTimer()
     if not runner.dry_run:
@@ -197,19 +212,20 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                                              "filter:scale"], runner)
     root = cache.cache_root(options.cache_dir)
     with timer("hash"):
-        rung_entries, audio_entries = _cache_entries(source, plan, options, audio_tracks, root,
-                                                     tool_version(ffmpeg, runner=runner),
-                                                     remember=not runner.dry_run,
-                                                     progress=progress)
+        source_hash, rung_entries, audio_entries = _cache_entries(
+            source, plan, options, audio_tracks, root, tool_version(ffmpeg, runner=runner),
+            remember=not runner.dry_run, progress=progress)
     cached = {name: entry.complete for name, entry in rung_entries.items()}
     with work_directory(root / "work", dry_run=runner.dry_run) as work:
         rung_jobs = [RungJob(r, work / f"{r.name}.mp4", work / f"{r.name}-passlog")
                      for r in plan.rungs]
         audio_jobs = [AudioJob(lang, path, index, work / f"audio_{lang}.mp4")
                       for lang, path, index in audio_tracks]
+        ctx = EncodeContext(source, source_hash, plan, options.preset, ffmpeg, runner, progress,
+                            root, work, rung_entries, options)
         with timer("encode"):
-            _encode_missing(source, plan, options, ffmpeg, rung_jobs, audio_jobs,
-                            rung_entries, audio_entries, RungCache(root), runner, progress)
+            _encode_missing(ctx, encoder, rung_jobs, audio_jobs, audio_entries,
+                            RungCache(root))
         rung_results = []
         for rung in plan.rungs:
             entry = rung_entries[rung.name]
@@ -248,7 +264,9 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                 progress.finish(task)
                 if options.validate:
                     with timer("validate"):
-                        validation = _validate_staged(staging, options.out_dir)
+                        validation = _validate_staged(staging, options.out_dir, plan,
+                                                      options.preset)
+                encoder.check_interrupted()  # a cancelled batch publishes nothing
                 files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*")
                                if p.is_file())
     return EncodeResult(source=source, out_dir=options.out_dir, backend=backend,
@@ -267,7 +285,7 @@ def check_output_free(out_dir: Path, *, force: bool) -> None:
 def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
                    audio_tracks: list[tuple[str, Path, int]], root: Path, ffmpeg_version: str,
                    *, remember: bool, progress: ProgressSink,
-                   ) -> tuple[dict[str, CacheEntry], dict[str, CacheEntry]]:
+                   ) -> tuple[str, dict[str, CacheEntry], dict[str, CacheEntry]]:
     """The cache entry of every rung and audio track: keys hash all that changes the bytes."""
     rung_cache = RungCache(root)
     # Hashing a big master takes a while the first time (later runs hit the memo).
@@ -287,13 +305,20 @@ def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
         "input": input_hashes[path], "index": index, "audio": options.preset.audio,
         "language": lang, "ffmpeg": ffmpeg_version}))
         for lang, path, index in audio_tracks}
-    return rungs, audio
+    return source_hash, rungs, audio
 
 
-def _validate_staged(staging: Path, final: Path) -> dict[str, Any]:
+def _validate_staged(staging: Path, final: Path, plan: LadderPlan,
+                     preset: Preset) -> dict[str, Any]:
     from discriminator_cli.validate import validate_package
+    from discriminator_cli.validate.h264 import HrdParameters
 
-    report = validate_package(staging)
+    # The buffer model reads the stream's own HRD parameters; the preset's are the fallback.
+    fallback = {f"video_{r.name}.mp4": HrdParameters(r.bitrate, r.bufsize,
+                                                     cbr=preset.video.nal_hrd == "cbr",
+                                                     source="preset")
+                for r in plan.rungs}
+    report = validate_package(staging, hrd_fallback=fallback)
     summary = report.summary()
     if report.errors:
         first = report.errors[0]
@@ -304,12 +329,11 @@ def _validate_staged(staging: Path, final: Path) -> dict[str, Any]:
     return summary
 
 
-def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions, ffmpeg: str,
-                    rung_jobs: list[RungJob], audio_jobs: list[AudioJob],
-                    rung_entries: dict[str, CacheEntry], audio_entries: dict[str, CacheEntry],
-                    rung_cache: RungCache, runner: CommandRunner,
-                    progress: ProgressSink) -> None:
+def _encode_missing(ctx: EncodeContext, encoder: RungEncoder, rung_jobs: list[RungJob],
+                    audio_jobs: list[AudioJob], audio_entries: dict[str, CacheEntry],
+                    rung_cache: RungCache) -> None:
     """Encode what the cache lacks. Per-key locks make a concurrent run wait, then hit."""
+    runner, rung_entries = ctx.runner, ctx.rung_entries
     with contextlib.ExitStack() as stack:
         if not runner.dry_run:
             stack.enter_context(rung_cache.locked([*rung_entries.values(),
@@ -319,51 +343,13 @@ def _encode_missing(source: SourceInfo, plan: LadderPlan, options: EncodeOptions
         if not todo and not audio_todo:
             runner.note("ffmpeg: every rung and audio track is cached; no encode runs")
             return
-        video = options.preset.video
-        passes: list[int | None] = [1, 2] if video.two_pass and todo else [None]
-        for number in passes:
-            label = "+".join(j.rung.name for j in todo) or "audio"
-            name = f"pass {number}/2: {label}" if number else f"encode: {label}"
-            argv = build_pass_argv(ffmpeg, source, plan, video, options.preset.audio, todo,
-                                   audio_todo, number)
-            task = progress.start(name, source.duration)
-
-            def advance(done: float, task: int = task) -> None:
-                progress.update(task, done)
-
-            try:
-                runner.run(argv, what=f"ffmpeg {name}", path=source.path, on_progress=advance,
-                           hint="the source may be truncated or corrupt; check it plays "
-                                "to the end, or run with --debug")
-            except ToolFailedError as exc:
-                if _looks_corrupt(exc.stderr):
-                    raise BadInputError("corrupt or truncated media (ffmpeg: "
-                                        f"{_first_marker_line(exc.stderr)})", path=source.path,
-                                        hint="re-export or re-copy the source file") from None
-                raise
-            progress.finish(task)
+        encoder.encode(ctx, todo, audio_todo)
         if runner.dry_run:
             return
         for job in todo:
             rung_entries[job.rung.name].store(
                 job.output, measure_stream(job.output, kind="video",
-                                           segment_seconds=plan.segment_seconds,
+                                           segment_seconds=ctx.plan.segment_seconds,
                                            runner=runner))
         for audio_job in audio_todo:
             audio_entries[audio_job.language].store(audio_job.output)
-
-
-_CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",
-                    "corrupt input packet", "Invalid NAL unit size", "error while decoding")
-
-
-def _looks_corrupt(stderr: str) -> bool:
-    return any(marker in stderr for marker in _CORRUPT_MARKERS)
-
-
-def _first_marker_line(text: str) -> str:
-    """The first line that names the damage (later ones are ffmpeg's shutdown noise)."""
-    for line in text.splitlines():
-        if any(marker in line for marker in _CORRUPT_MARKERS):
-            return line.split("] ", 1)[-1].strip()
-    return "unreadable data"

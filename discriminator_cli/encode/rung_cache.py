@@ -3,6 +3,7 @@
 Layout under the cache root (the only place that spells it out):
     rungs/<key>.mp4   the encoded rung        rungs/<key>.json  its measurement
     audio/<key>.mp4   the encoded audio track
+    chunks/<key>.mp4  one chunk of one rung (the chunked engines; key: the rung's + window)
     <kind>/<key>.lock an advisory lock a concurrent run waits on
 A rung entry is complete once its measurement exists (it is written last); an audio entry once
 its media exists. Keys hash every setting that changes the bytes (see `encode_key`).
@@ -65,6 +66,10 @@ class RungCache:
 
     def audio(self, key: str) -> CacheEntry:
         folder = self.root / "audio"
+        return CacheEntry(key, folder / f"{key}.mp4", None, folder / f"{key}.lock")
+
+    def chunk(self, key: str) -> CacheEntry:
+        folder = self.root / "chunks"
         return CacheEntry(key, folder / f"{key}.mp4", None, folder / f"{key}.lock")
 
     @contextlib.contextmanager

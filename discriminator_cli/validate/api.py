@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.publish import STAGING_PREFIX
 from discriminator_cli.validate.cross import check_cross
 from discriminator_cli.validate.dash import DashManifest, check_mpd
+from discriminator_cli.validate.h264 import HrdParameters
 from discriminator_cli.validate.hls import PlaylistCache, check_media_playlist
 from discriminator_cli.validate.hls_master import HlsMaster, check_master
+from discriminator_cli.validate.hrd import check_hrd
 from discriminator_cli.validate.media import MediaCache
 from discriminator_cli.validate.report import Report
 
@@ -81,12 +83,14 @@ def _hidden(path: Path, root: Path) -> bool:
     return any(part.startswith((".", STAGING_PREFIX)) for part in path.relative_to(root).parts)
 
 
-def validate_paths(paths: Iterable[Path | str]) -> Report:
+def validate_paths(paths: Iterable[Path | str], *,
+                   hrd_fallback: Mapping[str, HrdParameters] | None = None) -> Report:
     """Check every manifest under `paths` and the media they reference.
 
     Master playlists are checked first; media playlists they name are checked through them,
     and the remaining .m3u8 files on their own. An MPD and a master in the same directory are
-    then compared with each other.
+    then compared with each other. Every video file then goes through the decoder buffer model
+    (`hrd_fallback`: HRD settings by file name, for streams whose SPS declares none).
     """
     found, outside = _manifests_and_roots(paths)
     report = Report()
@@ -120,9 +124,12 @@ def validate_paths(paths: Iterable[Path | str]) -> Report:
         for master in masters:
             if master.path.parent == mpd.path.parent:
                 check_cross(mpd, master, report)
+    for info in media.analysed():
+        check_hrd(report, info, hrd_fallback)
     return report
 
 
-def validate_package(package: Path | str) -> Report:
+def validate_package(package: Path | str, *,
+                     hrd_fallback: Mapping[str, HrdParameters] | None = None) -> Report:
     """What `discriminator encode` runs on each package it publishes; fail on `report.errors`."""
-    return validate_paths([package])
+    return validate_paths([package], hrd_fallback=hrd_fallback)

@@ -49,6 +49,9 @@ class Fragment:
     first_sample_size: int
     frame_duration: int  # the most common sample duration in this fragment
     starts_with_idr: bool | None  # None: not an AVC track, or the sample could not be read
+    # The traf it was read from: every sample's size and duration, in decode order, for the
+    # HRD buffer model (held compactly; see mp4box.TrackFragment).
+    samples: mp4box.TrackFragment | None = None
 
     @property
     def first_sample_end(self) -> int:
@@ -284,7 +287,7 @@ def _close_fragments(reader: FileReader, info: MediaInfo,
             duration=traf.duration, sample_count=traf.sample_count,
             first_sample_sync=mp4box.is_sync(traf.first_sample_flags),
             first_sample_offset=traf.data_offset, first_sample_size=traf.first_sample_size,
-            frame_duration=frame, starts_with_idr=idr))
+            frame_duration=frame, starts_with_idr=idr, samples=traf))
     pending.clear()
 
 
@@ -325,3 +328,7 @@ class MediaCache:
         if key not in self._by_path:
             self._by_path[key] = analyze_media(key)
         return self._by_path[key]
+
+    def analysed(self) -> list[MediaInfo]:
+        """Every file analysed so far, in the order the manifests led to them."""
+        return list(self._by_path.values())

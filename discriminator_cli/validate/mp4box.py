@@ -7,11 +7,12 @@ kilobytes of reads. Parsers take the box's payload bytes and return plain datacl
 
 from __future__ import annotations
 
+import itertools
 import struct
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -226,6 +227,20 @@ class TrackFragment:
     first_sample_size: int
     data_offset: int  # absolute file offset of the first sample's bytes
     data_size: int  # sum of sample sizes
+    # The trun's own columns, one 4-byte value a sample (None: every sample takes the default);
+    # never expanded into Python ints, so a hostile sample count costs no memory.
+    size_table: array[int] | None = None
+    duration_table: array[int] | None = None
+    default_size: int = 0
+    default_duration: int = 0
+
+    def sample_sizes(self) -> Iterable[int]:
+        return self.size_table if self.size_table is not None else \
+            itertools.repeat(self.default_size, self.sample_count)
+
+    def sample_durations(self) -> Iterable[int]:
+        return self.duration_table if self.duration_table is not None else \
+            itertools.repeat(self.default_duration, self.sample_count)
 
 
 @dataclass(frozen=True)
@@ -322,7 +337,9 @@ def parse_traf(data: bytes, traf: Box, moof_offset: int, trex: TrexDefaults | No
         frame_duration=frame, first_sample_flags=first_flags,
         first_sample_size=(sizes[0] if sizes is not None else default_size) if count else 0,
         data_offset=base_data_offset + data_offset,
-        data_size=sum(sizes) if sizes is not None else default_size * count)
+        data_size=sum(sizes) if sizes is not None else default_size * count,
+        size_table=sizes, duration_table=durations, default_size=default_size,
+        default_duration=default_duration)
 
 
 def is_sync(sample_flags: int | None) -> bool:

@@ -25,6 +25,7 @@ class SampleEntry:
     avc_compatibility: int | None = None
     avc_level: int | None = None
     nal_length_size: int = 4
+    sps: bytes | None = None  # the first sequence parameter set NAL unit of the avcC
     object_type: int | None = None  # esds DecoderConfigDescriptor objectTypeIndication
     audio_object_type: int | None = None  # from the AudioSpecificConfig
     extra: dict[str, object] = field(default_factory=dict)
@@ -67,6 +68,11 @@ def _parse_avcc(data: bytes, box: Box, sample: SampleEntry, *, base: int) -> Non
     _, profile, compat, level, length_byte = struct.unpack_from(">BBBBB", data, pos)
     sample.avc_profile, sample.avc_compatibility, sample.avc_level = profile, compat, level
     sample.nal_length_size = (length_byte & 0x3) + 1
+    end = box.end - base
+    if pos + 8 <= end and data[pos + 5] & 0x1F:
+        (sps_length,) = struct.unpack_from(">H", data, pos + 6)
+        if pos + 8 + sps_length <= end:
+            sample.sps = bytes(data[pos + 8:pos + 8 + sps_length])
 
 
 def _descriptor(data: bytes, pos: int, end: int) -> tuple[int, int, int]:

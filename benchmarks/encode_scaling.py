@@ -1,0 +1,165 @@
+"""The chunked engines against the local one on the same source, interleaved, each from a cold
+cache: wall time and total CPU (every ffmpeg, wherever it ran), their ratios to local, and the
+critical-path projection for N workers (longest chain of chunks + join + package + validate).
+
+    python benchmarks/encode_scaling.py [--seconds 60] [--size 1920x1080] [--repeats 1]
+        [--chunk-seconds 30] [--preset documentary] [--engines chunked,ray] [--max-workers 16]
+
+The ray runs use a local Ray instance (started once, before the timing) with one CPU slot per
+core; its workers' CPU is read from /proc (their own time plus their waited-for children's).
+Targets (issue 13): ray CPU <= 1.05x local, wall <= 1.1x local on one 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import os
+import resource
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from discriminator_cli.encode import EncodeOptions, encode_source
+from discriminator_cli.encode.presets import load_preset
+from discriminator_cli.encode.samples import generate_sample
+from discriminator_cli.runner import CommandRunner, RunResult
+
+CLOCK = os.sysconf("SC_CLK_TCK")
+
+
+class TimedRunner(CommandRunner):
+    """Records (what, wall seconds) of every tool run in this process."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timed: list[tuple[str, float]] = []
+
+    def run(self, args: list[str], **kwargs: object) -> RunResult:  # type: ignore[override]
+        start = time.perf_counter()
+        try:
+            return super().run(args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            self.timed.append((str(kwargs.get("what", args[0])), time.perf_counter() - start))
+
+
+def _descendant_cpu(root: int) -> float:
+    """CPU seconds of every live descendant of `root`, including their reaped children."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry.name)
+        parents[pid] = int(fields[1])
+        times[pid] = sum(int(v) for v in fields[11:15]) / CLOCK
+    total = 0.0
+    for pid in times:
+        walk = pid
+        while walk > 1 and walk != root:
+            walk = parents.get(walk, 0)
+        if walk == root and pid != root:
+            total += times[pid]
+    return total
+
+
+def _own_cpu() -> float:
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def run_once(engine: str, source: Path, preset: str, chunk_seconds: float, work: Path
+             ) -> dict[str, object]:
+    runner = TimedRunner()
+    cpu0, tree0 = _own_cpu(), _descendant_cpu(os.getpid())
+    start = time.perf_counter()
+    result = encode_source(source, EncodeOptions(
+        preset=load_preset(preset), out_dir=work / f"pkg-{engine}", cache_dir=work / engine,
+        engine=engine, chunk_seconds=chunk_seconds, force=True), runner=runner)  # type: ignore[arg-type]
+    wall = time.perf_counter() - start
+    cpu = _own_cpu() - cpu0 + _descendant_cpu(os.getpid()) - tree0
+    return {"wall": wall, "cpu": cpu, "timed": runner.timed, "timings": result.timings,
+            "rates": {r.name: r.measurement.average_bitrate for r in result.rungs
+                      if r.measurement}}
+
+
+def projection(chunk_walls: list[float], tail: float, workers: int) -> float:
+    """Longest-processing-time-first onto `workers` slots, then the serial tail."""
+    slots = [0.0] * workers
+    for duration in sorted(chunk_walls, reverse=True):
+        heapq.heapreplace(slots, slots[0] + duration)
+    return max(slots) + tail
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--size", default="1920x1080")
+    parser.add_argument("--preset", default="documentary")
+    parser.add_argument("--chunk-seconds", type=float, default=30.0)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--engines", default="chunked,ray")
+    parser.add_argument("--max-workers", type=int, default=16)
+    args = parser.parse_args()
+    engines = [e for e in args.engines.split(",") if e]
+    width, height = (int(v) for v in args.size.split("x"))
+    with tempfile.TemporaryDirectory(prefix="encode-scaling-") as name:
+        work = Path(name)
+        source = generate_sample(work / "source.mov", seconds=args.seconds, width=width,
+                                 height=height)
+        if "ray" in engines:
+            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+            import ray
+
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     logging_level="warning")
+        runs: dict[str, list[dict[str, object]]] = {e: [] for e in ["local", *engines]}
+        for repeat in range(args.repeats):
+            for engine in runs:  # interleaved: local, chunked, ray, local, ...
+                for stale in work.glob(f"{engine}*"):  # a cold cache for every run
+                    shutil.rmtree(stale)
+                runs[engine].append(run_once(engine, source, args.preset, args.chunk_seconds,
+                                             work))
+                print(f"[{repeat + 1}/{args.repeats}] {engine}: wall "
+                      f"{runs[engine][-1]['wall']:.1f} s, CPU {runs[engine][-1]['cpu']:.1f} s",
+                      flush=True)
+    best = {e: min(r, key=lambda x: float(x["wall"])) for e, r in runs.items()}  # type: ignore[arg-type]
+    base = best["local"]
+    print(f"\nsource: {args.seconds:g} s {args.size}, preset {args.preset}, chunks "
+          f"{args.chunk_seconds:g} s, {os.cpu_count()} cores (best of {args.repeats})")
+    print(f"{'engine':8} {'wall s':>8} {'x local':>8} {'CPU s':>8} {'x local':>8}  bitrates")
+    for engine, run in best.items():
+        print(f"{engine:8} {run['wall']:8.1f} {float(run['wall']) / float(base['wall']):8.3f} "
+              f"{run['cpu']:8.1f} {float(run['cpu']) / float(base['cpu']):8.3f}  {run['rates']}")
+    if "chunked" in best:
+        timed = best["chunked"]["timed"]
+        chunk_walls: dict[str, float] = {}
+        for what, seconds in timed:  # type: ignore[union-attr]
+            if what.startswith("ffmpeg chunk "):
+                key = what.split(" pass ")[0]
+                chunk_walls[key] = chunk_walls.get(key, 0.0) + seconds
+        joins = sum(s for w, s in timed if w == "ffmpeg join chunks")  # type: ignore[union-attr]
+        stages = best["chunked"]["timings"]
+        tail = joins + sum(float(stages.get(k, 0.0)) for k in  # type: ignore[union-attr]
+                           ("package", "validate", "probe", "hash"))
+        print(f"\ncritical path: {len(chunk_walls)} chunks (longest "
+              f"{max(chunk_walls.values()):.1f} s), join+probe+hash+package+validate "
+              f"{tail:.1f} s; one chunk per worker at a time, each worker as fast as this "
+              "machine running one chunk")
+        print(f"{'workers':>7} {'wall s':>8} {'speed-up vs local':>18}")
+        for workers in range(1, args.max_workers + 1):
+            wall = projection(list(chunk_walls.values()), tail, workers)
+            print(f"{workers:7d} {wall:8.1f} {float(base['wall']) / wall:18.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""The encode engines: how one source's missing rungs get encoded. Everything else (probe,
+plan, cache, package, validate, publish) is job.py's, shared by every engine.
+
+`local` (LocalEncoder): one ffmpeg per pass over the whole source. `chunked`: GOP-aligned
+chunks on this machine, joined by stream copy (chunked.py). `ray`: the same chunks as Ray tasks
+over a cluster (ray_engine.py; Ray is an optional extra, imported only for that engine).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from discriminator_cli.encode.ladder import LadderPlan
+from discriminator_cli.encode.presets import Preset
+from discriminator_cli.encode.rung_cache import CacheEntry
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.errors import BadInputError, ToolFailedError
+from discriminator_cli.probe import SourceInfo
+from discriminator_cli.progress import ProgressSink
+from discriminator_cli.runner import CommandRunner
+
+if TYPE_CHECKING:
+    from discriminator_cli.encode.job import EncodeOptions
+
+
+@dataclass
+class EncodeContext:
+    """What an engine needs to encode one source's missing rungs."""
+
+    source: SourceInfo
+    source_hash: str
+    plan: LadderPlan
+    preset: Preset
+    ffmpeg: str
+    runner: CommandRunner
+    progress: ProgressSink
+    cache_root: Path
+    work: Path
+    rung_entries: dict[str, CacheEntry]
+    options: EncodeOptions
+
+
+class RungEncoder(Protocol):
+    name: str
+
+    def encode(self, ctx: EncodeContext, todo: list[RungJob],
+               audio_todo: list[AudioJob]) -> None:
+        """Write every job's `output` (video rungs and audio tracks)."""
+
+    def cancel(self) -> None:
+        """Stop: pending work is dropped, and `check_interrupted` raises from now on."""
+
+    def check_interrupted(self) -> None:
+        """Raise KeyboardInterrupt if the run was cancelled; called before publishing."""
+
+
+def make_encoder(options: EncodeOptions) -> RungEncoder:
+    if options.engine == "chunked":
+        from discriminator_cli.encode.chunked import ChunkedEncoder
+
+        return ChunkedEncoder(options.chunk_seconds)
+    if options.engine == "ray":
+        from discriminator_cli.encode.ray_engine import RayEncoder  # ray: an optional extra
+
+        return RayEncoder(options.chunk_seconds, address=options.ray_address,
+                          ship_sources=options.ship_sources)
+    return LocalEncoder()
+
+
+class LocalEncoder:
+    """Today's path: one ffmpeg per pass, the whole source decoded once into every rung."""
+
+    name = "local"
+
+    def __init__(self) -> None:
+        self._cancelled = threading.Event()
+
+    def encode(self, ctx: EncodeContext, todo: list[RungJob],
+               audio_todo: list[AudioJob]) -> None:
+        video = ctx.preset.video
+        source, runner = ctx.source, ctx.runner
+        passes: list[int | None] = [1, 2] if video.two_pass and todo else [None]
+        for number in passes:
+            label = "+".join(j.rung.name for j in todo) or "audio"
+            name = f"pass {number}/2: {label}" if number else f"encode: {label}"
+            argv = build_pass_argv(ctx.ffmpeg, source, ctx.plan, video, ctx.preset.audio, todo,
+                                   audio_todo, number)
+            task = ctx.progress.start(name, source.duration)
+
+            def advance(done: float, task: int = task) -> None:
+                ctx.progress.update(task, done)
+
+            try:
+                runner.run(argv, what=f"ffmpeg {name}", path=source.path, on_progress=advance,
+                           hint="the source may be truncated or corrupt; check it plays "
+                                "to the end, or run with --debug")
+            except ToolFailedError as exc:
+                if _looks_corrupt(exc.stderr):
+                    raise BadInputError("corrupt or truncated media (ffmpeg: "
+                                        f"{_first_marker_line(exc.stderr)})", path=source.path,
+                                        hint="re-export or re-copy the source file") from None
+                raise
+            ctx.progress.finish(task)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def check_interrupted(self) -> None:
+        if self._cancelled.is_set():
+            raise KeyboardInterrupt
+
+
+_CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",
+                    "corrupt input packet", "Invalid NAL unit size", "error while decoding")
+
+
+def _looks_corrupt(stderr: str) -> bool:
+    return any(marker in stderr for marker in _CORRUPT_MARKERS)
+
+
+def _first_marker_line(text: str) -> str:
+    """The first line that names the damage (later ones are ffmpeg's shutdown noise)."""
+    for line in text.splitlines():
+        if any(marker in line for marker in _CORRUPT_MARKERS):
+            return line.split("] ", 1)[-1].strip()
+    return "unreadable data"
