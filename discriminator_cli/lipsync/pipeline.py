@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
@@ -210,9 +210,8 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    photo = read_photo(face)
+    photo = load_photo_frame(face, options.resize_factor)
     if photo is not None:
-        photo = _even_crop(_resize_frame(photo, options.resize_factor))
         fps = Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
         height, width = photo.shape[:2]
     else:
@@ -244,14 +243,11 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     paster = Paster(options.blend)
     if photo is not None:
         step = time.perf_counter()
-        found = detector.detect(photo)
-        if found is None:
-            raise no_face_error(face, None)
-        result.box = pad_box(found, options.pads, width, height)
-        face96 = crop_face(photo, result.box)
+        result.box, face96 = detect_photo_face(photo, face, detector, options.pads)
         timings["detect"] = time.perf_counter() - step
-        batches = _photo_batches(engine, photo, face96, result.box, mel, float(fps), frames,
-                                 options.batch_size, paster)
+        mouths = (engine.predict_still(mels, face96)
+                  for mels in mel_chunks(mel, float(fps), frames, options.batch_size))
+        batches = paste_chunks(mouths, photo, result.box, paster)
     else:
         step = time.perf_counter()
         boxes = _video_boxes(face, width, height, detector, options, runner, frames)
@@ -259,30 +255,63 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
         batches = _video_batches(engine, face, width, height, boxes, mel, float(fps), frames,
                                  options.batch_size, paster, runner)
     step = time.perf_counter()
-    task = progress.start(f"lipsync {face.name}", frames)
-    with staged_file(output, force=options.force) as staging, \
-            runner.open(writer_argv(staging, width, height, fps, audio,
-                                    synthetic_metadata(sidecar)),
-                        what="ffmpeg clip encode", stdin=True, path=output) as stream:
-        writer = FrameWriter(stream, width, height)
-        for batch in batches:
-            for frame in batch:
-                writer.write(frame)
-            progress.update(task, writer.frames)
-    progress.finish(task)
+    encode_frames(batches, result, fps, runner=runner, force=options.force, progress=progress)
     timings["generate"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     _write_sidecar(result, engine)
     return result
 
 
-def _photo_batches(engine: LipSyncEngine, photo: np.ndarray, face96: np.ndarray, box: Box,
-                   mel: np.ndarray, fps: float, frames: int, batch_size: int,
-                   paster: Paster) -> Iterator[list[np.ndarray]]:
+# -- The still-photo steps, shared by lipsync_clip, watch mode and `discriminator serve` ------
+# (load -> detect + crop once -> mel windows in chunks -> a model -> paste -> encode -> sidecar);
+# the service runs the model step on batches that mix several viewers' chunks.
+
+def load_photo_frame(face: Path, resize_factor: int = 1) -> np.ndarray | None:
+    """A photo as the clip's frame (resized, even-sized BGR), or None when it is no photo."""
+    photo = read_photo(face)
+    return None if photo is None else _even_crop(_resize_frame(photo, resize_factor))
+
+
+def detect_photo_face(photo: np.ndarray, face: Path, detector: FaceDetector,
+                      pads: tuple[int, int, int, int] = DEFAULT_PADS) -> tuple[Box, np.ndarray]:
+    """The padded face box and its 96x96 crop; BadInputError (no face) names the file."""
+    found = detector.detect(photo)
+    if found is None:
+        raise no_face_error(face, None)
+    box = pad_box(found, pads, photo.shape[1], photo.shape[0])
+    return box, crop_face(photo, box)
+
+
+def mel_chunks(mel: np.ndarray, fps: float, frames: int,
+               batch_size: int) -> Iterator[np.ndarray]:
+    """Frame i's mel window is row i; `batch_size` windows per chunk."""
     for start in range(0, frames, batch_size):
-        mels = mel_windows(mel, fps, start=start, count=batch_size)
-        mouths = engine.predict_still(mels, face96)
-        yield [paster.paste(photo, mouth, box) for mouth in mouths]
+        yield mel_windows(mel, fps, start=start, count=batch_size)
+
+
+def paste_chunks(mouths: Iterable[np.ndarray], photo: np.ndarray, box: Box,
+                 paster: Paster) -> Iterator[list[np.ndarray]]:
+    for chunk in mouths:
+        yield [paster.paste(photo, mouth, box) for mouth in chunk]
+
+
+def encode_frames(batches: Iterable[list[np.ndarray]], result: ClipResult, fps: Fraction, *,
+                  runner: CommandRunner, force: bool,
+                  progress: ProgressSink | None = None) -> int:
+    """Stream the frames into one ffmpeg (narration muxed, synthetic tags), publish by rename."""
+    progress = progress or NullProgress()
+    task = progress.start(f"lipsync {result.face.name}", result.frames)
+    with staged_file(result.output, force=force) as staging, \
+            runner.open(writer_argv(staging, result.width, result.height, fps, result.audio,
+                                    synthetic_metadata(result.sidecar)),
+                        what="ffmpeg clip encode", stdin=True, path=result.output) as stream:
+        writer = FrameWriter(stream, result.width, result.height)
+        for batch in batches:
+            for frame in batch:
+                writer.write(frame)
+            progress.update(task, writer.frames)
+    progress.finish(task)
+    return writer.frames
 
 
 def _video_boxes(face: Path, width: int, height: int, detector: FaceDetector,
