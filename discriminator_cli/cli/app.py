@@ -17,6 +17,7 @@ from discriminator_cli.cli import (
     preview,
     quantize,
     sample,
+    serve,
     validate,
 )
 from discriminator_cli.cli.output import err_console
@@ -30,7 +31,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize):
+for module in (doctor, presets, sample, encode, validate, preview, mel, lipsync, quantize,
+               serve):
     module.register(app)
 
 
