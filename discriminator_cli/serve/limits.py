@@ -7,6 +7,8 @@ PNG can declare 50000x50000), and only then is the picture decoded once to prove
 
 from __future__ import annotations
 
+import contextlib
+import re
 import warnings
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -70,7 +72,7 @@ def check_photo(path: Path, limits: UploadLimits) -> tuple[str, int, int]:
             with Image.open(path) as image:
                 width, height = image.size
                 if width * height > limits.max_pixels:
-                    raise _bomb(width, height, limits)
+                    raise _bomb(width * height, limits)
                 if PIL_FORMATS.get(image.format or "") != kind:
                     raise UploadError(415, "Not a photo", f"the file starts like {kind} but "
                                       "is not one; send a photo straight from the camera")
@@ -79,16 +81,18 @@ def check_photo(path: Path, limits: UploadLimits) -> tuple[str, int, int]:
                                       f"the photo is {width}x{height} pixels; a face needs at "
                                       f"least {limits.min_side}x{limits.min_side}")
                 image.load()  # the whole picture, once: a truncated file fails here
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise _bomb(0, 0, limits) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own guard fired first (far over its limit): its message has the count.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        raise _bomb(int(found.group(1)) if found else None, limits) from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise UploadError(422, "Unreadable photo", f"the photo cannot be decoded ({exc}); it "
                           "may be truncated or damaged: take or export it again") from None
     return kind, width, height
 
 
-def _bomb(width: int, height: int, limits: UploadLimits) -> UploadError:
-    what = f"{width}x{height} pixels" if width else "too many pixels"
+def _bomb(pixels: int | None, limits: UploadLimits) -> UploadError:
+    what = f"{pixels / 1e6:.0f} megapixels" if pixels else "too many pixels"
     return UploadError(413, "Photo too large", f"the photo declares {what}, over the limit of "
                        f"{limits.max_pixels // 1_000_000} megapixels; send a smaller photo")
 
@@ -116,28 +120,29 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await self.problem(error)(scope, receive, send)
             return
-        seen = 0
-        started = False
+        seen, started, overflowed = 0, False, False
 
         async def counting_receive() -> MutableMapping[str, Any]:
-            nonlocal seen
+            nonlocal seen, overflowed
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    overflowed = True
                     raise _Overflow
             return message
 
-        async def tracking_send(message: MutableMapping[str, Any]) -> None:
+        async def guarded_send(message: MutableMapping[str, Any]) -> None:
             nonlocal started
+            if overflowed:
+                return  # the app's answer to a body it never got whole (FastAPI says 400)
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _Overflow:
-            if not started:
-                await self.problem(error)(scope, receive, send)
+        with contextlib.suppress(_Overflow):
+            await self.app(scope, counting_receive, guarded_send)
+        if overflowed and not started:
+            await self.problem(error)(scope, receive, send)
 
 
 class _Overflow(Exception):

@@ -109,7 +109,8 @@ class Service:
         self._stop.set()
         for worker in self.workers:
             worker.stop()
-        self.store.close()
+        # The store stays open: a clip still encoding records its end; the next start
+        # requeues whatever is left running.
         with contextlib.suppress(OSError):
             self._lock_file.close()
 
@@ -199,12 +200,20 @@ class Service:
         for path in (*clip_files(self.clips, job.id), self.uploads / job.photo):
             path.unlink(missing_ok=True)
 
+    def expire(self, now: float | None = None) -> list[str]:
+        """Delete jobs (and their files) finished more than the TTL before `now`."""
+        cutoff = (time.time() if now is None else now) - self.config.ttl_seconds
+        gone = []
+        for job in self.store.finished_before(cutoff):
+            if self.store.delete(job.id) is not None:
+                self._remove_files(job)
+                gone.append(job.id)
+        return gone
+
     def _expire_loop(self) -> None:
         interval = max(0.2, min(60.0, self.config.ttl_seconds / 4))
         while not self._stop.wait(interval):
-            for job in self.store.finished_before(time.time() - self.config.ttl_seconds):
-                if self.store.delete(job.id) is not None:
-                    self._remove_files(job)
+            self.expire()
 
 
 def _exclusive_lock(path: Path) -> IO[str]:

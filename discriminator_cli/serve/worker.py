@@ -121,7 +121,8 @@ class BatchingModel:
                 for request in batch:
                     request.future.set_exception(exc)
                 continue
-            self.metrics.batch(len({r.face.tobytes() for r in batch}), frames)
+            # Each driver holds its own face array: one object per viewer in this call.
+            self.metrics.batch(len({id(r.face) for r in batch}), frames)
             for request, result in zip(batch, mouths, strict=True):
                 request.future.set_result(result)
 
@@ -180,6 +181,7 @@ def make_clip(job: Job, ctx: ClipContext) -> ClipResult:
                         fps=PHOTO_FPS, width=width, height=height, box=box,
                         precision=ctx.model.info.precision, detector=detector.name,
                         mel_cache_hit=True)
+    ctx.store.set_progress(job.id, 0, narration.frames)
     mouths = _ahead(ctx.model, face96, mel_chunks(narration.mel, PHOTO_FPS, narration.frames,
                                                    ctx.chunk_frames))
     batches = _watched(paste_chunks(mouths, photo, box, Paster(blend=False)), job, ctx,
