@@ -1,4 +1,4 @@
-"""`discriminator serve`: the lip-sync service (local, or on Ray Serve with --ray)."""
+"""`discriminator serve`: the lip-sync service (one machine; FastAPI + uvicorn)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,6 @@ def serve(
     detector: Annotated[str, typer.Option(help="auto, s3fd, lbp.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option(help="S3FD weights.")] = None,
     cache_dir: Annotated[Path | None, typer.Option(help="Mel cache.")] = None,
-    ray: Annotated[str | None, typer.Option(
-        "--ray", is_flag=False, flag_value="auto",
-        help="Run on Ray Serve: --ray alone starts or joins a local instance, --ray ADDRESS "
-             "joins a cluster (ray://HOST:10001 or HOST:6379).")] = None,
-    replicas: Annotated[int, typer.Option(min=1, help="--ray: model replicas.")] = 2,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -93,13 +88,6 @@ def serve(
         else:
             info(f"ready: {url} (API at {url}/docs); data in {data_dir}", quiet=quiet)
 
-    if ray is not None:
-        from discriminator_cli.serve.ray_launch import run_ray
-
-        if not (quiet or json_output):
-            info(f"starting on Ray Serve ({ray}) with {replicas} model replicas")
-        run_ray(config, host, port, address=ray, replicas=replicas, on_ready=on_ready)
-        return
     if not (quiet or json_output):
         info(f"starting {url}: {config.workers} worker(s), narrations "
              f"{', '.join(sorted(config.narrations))}; loading the model")
