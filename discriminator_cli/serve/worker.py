@@ -5,7 +5,8 @@ Per job a driver thread prepares the face (detect + crop once), sends its mel-wi
 a `ModelClient` two chunks ahead, and pastes + encodes the chunks that come back while the
 model works on the next ones. The local `BatchingModel` gathers the chunks that several drivers
 have waiting into one model call (`engine.predict_groups`): frames of different viewers share a
-batch. In Ray mode the client is a Ray Serve handle and `@serve.batch` does the gathering.
+batch. `ModelClient` is the seam where another batcher (e.g. a Ray Serve handle whose
+deployment uses `@serve.batch`) would plug in.
 """
 
 from __future__ import annotations
