@@ -1,4 +1,4 @@
-"""`discriminator serve`: a durable lip-sync service (FastAPI), locally or on Ray Serve.
+"""`discriminator serve`: a durable lip-sync service (FastAPI + uvicorn, one machine).
 
 Modules, one job each: `store` (the SQLite job table), `limits` (what an upload must be),
 `worker` (takes jobs, shares model batches between viewers, pastes and encodes while the

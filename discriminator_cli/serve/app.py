@@ -2,7 +2,7 @@
 /docs), and every error as RFC 9457 `application/problem+json` from one function.
 
 The service is found at `request.app.state.service`, so the same app runs under uvicorn
-(local mode) and as a Ray Serve ingress (ray_app.py).
+(local mode) and could be mounted by another host (e.g. a Ray Serve ingress).
 """
 
 from __future__ import annotations
