@@ -21,6 +21,7 @@ from discriminator_cli.cli import (
     preview,
     quantize,
     sample,
+    serve,
     validate,
     verify,
 )
@@ -39,7 +40,7 @@ app = typer.Typer(
 )
 
 for module in (doctor, presets, sample, encode, validate, preview, players, mel, lipsync,
-               quantize, verify):
+               quantize, verify, serve):
     module.register(app)
 
 

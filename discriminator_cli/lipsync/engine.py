@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,36 @@ class LipSyncEngine:
                 results.append(output_to_faces(out))
         return np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
                                                                 np.uint8)
+
+    def predict_groups(self, groups: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
+        """Several still faces in shared model batches: [(mels, face)] -> [mouths] per group.
+
+        Each face is encoded once (cached as in predict_still) and its features repeated for
+        its own rows, so frames of different viewers share one audio-encoder + decoder pass.
+        """
+        features = [self.face_features(face) for _, face in groups]
+        owners = [index for index, (mels, _) in enumerate(groups) for _ in range(len(mels))]
+        all_mels = [np.asarray(mels, np.float32) for mels, _ in groups]
+        mels = np.concatenate(all_mels) if all_mels else np.empty((0, MEL_BANDS, MEL_WINDOW),
+                                                                  np.float32)
+        results = []
+        with torch.inference_mode(), quiet_quantized():
+            for start in range(0, len(owners), self.batch_size):
+                chunk = owners[start:start + self.batch_size]
+                segments = [(owner, sum(1 for _ in run)) for owner, run in groupby(chunk)]
+                if len(segments) == 1:  # one face: broadcast, exactly as predict_still does
+                    skips = features[segments[0][0]]
+                else:
+                    skips = [torch.cat([features[owner][level].expand(count, -1, -1, -1)
+                                        for owner, count in segments]).contiguous()
+                             for level in range(len(features[0]))]
+                mel_batch = self._mel_tensor(mels[start:start + len(chunk)])
+                out = self.model.decode(self.model.encode_audio(mel_batch), skips)
+                results.append(output_to_faces(out))
+        mouths = np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
+                                                                  np.uint8)
+        bounds = np.cumsum([0] + [len(m) for m in all_mels])
+        return [mouths[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
 
 
 def _check_device(device: str) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -52,6 +52,20 @@ if TYPE_CHECKING:
     from discriminator_cli.provenance.identity import SigningIdentity
 
 PHOTO_FPS = 25.0
+
+
+class EngineFacts(Protocol):
+    """What a clip's provenance records about the model that made it: a LipSyncEngine, or a
+    copy of its facts where the engine lives in another process (the service's workers)."""
+
+    @property
+    def precision(self) -> str: ...
+    @property
+    def device(self) -> str: ...
+    @property
+    def checkpoint_path(self) -> Path: ...
+    @property
+    def checkpoint_sha256(self) -> str: ...
 SIDECAR_SUFFIX = ".json"
 
 
@@ -216,9 +230,8 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    photo = read_photo(face)
+    photo = load_photo_frame(face, options.resize_factor)
     if photo is not None:
-        photo = _even_crop(_resize_frame(photo, options.resize_factor))
         fps = Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
         height, width = photo.shape[:2]
     else:
@@ -250,14 +263,11 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     paster = Paster(options.blend)
     if photo is not None:
         step = time.perf_counter()
-        found = detector.detect(photo)
-        if found is None:
-            raise no_face_error(face, None)
-        result.box = pad_box(found, options.pads, width, height)
-        face96 = crop_face(photo, result.box)
+        result.box, face96 = detect_photo_face(photo, face, detector, options.pads)
         timings["detect"] = time.perf_counter() - step
-        batches = _photo_batches(engine, photo, face96, result.box, mel, float(fps), frames,
-                                 options.batch_size, paster)
+        mouths = (engine.predict_still(mels, face96)
+                  for mels in mel_chunks(mel, float(fps), frames, options.batch_size))
+        batches = paste_chunks(mouths, photo, result.box, paster)
     else:
         step = time.perf_counter()
         boxes = _video_boxes(face, width, height, detector, options, runner, frames)
@@ -265,36 +275,71 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
         batches = _video_batches(engine, face, width, height, boxes, mel, float(fps), frames,
                                  options.batch_size, paster, runner)
     step = time.perf_counter()
-    task = progress.start(f"lipsync {face.name}", frames)
-    with staged_file(output, force=options.force) as staging:
-        with runner.open(writer_argv(staging, width, height, fps, audio,
-                                     synthetic_metadata(sidecar)),
-                         what="ffmpeg clip encode", stdin=True, path=output) as stream:
-            writer = FrameWriter(stream, width, height)
+    encode_frames(batches, result, fps, runner=runner, force=options.force, engine=engine,
+                  signing=options.signing, progress=progress)
+    timings["generate"] = time.perf_counter() - step
+    timings["total"] = time.perf_counter() - started
+    write_sidecar(result, engine)
+    return result
+
+
+# -- The still-photo steps, shared by lipsync_clip, watch mode and `discriminator serve` ------
+# (load -> detect + crop once -> mel windows in chunks -> a model -> paste -> encode -> sidecar);
+# the service runs the model step on batches that mix several viewers' chunks.
+
+def load_photo_frame(face: Path, resize_factor: int = 1) -> np.ndarray | None:
+    """A photo as the clip's frame (resized, even-sized BGR), or None when it is no photo."""
+    photo = read_photo(face)
+    return None if photo is None else _even_crop(_resize_frame(photo, resize_factor))
+
+
+def detect_photo_face(photo: np.ndarray, face: Path, detector: FaceDetector,
+                      pads: tuple[int, int, int, int] = DEFAULT_PADS) -> tuple[Box, np.ndarray]:
+    """The padded face box and its 96x96 crop; BadInputError (no face) names the file."""
+    found = detector.detect(photo)
+    if found is None:
+        raise no_face_error(face, None)
+    box = pad_box(found, pads, photo.shape[1], photo.shape[0])
+    return box, crop_face(photo, box)
+
+
+def mel_chunks(mel: np.ndarray, fps: float, frames: int,
+               batch_size: int) -> Iterator[np.ndarray]:
+    """Frame i's mel window is row i; `batch_size` windows per chunk."""
+    for start in range(0, frames, batch_size):
+        yield mel_windows(mel, fps, start=start, count=batch_size)
+
+
+def paste_chunks(mouths: Iterable[np.ndarray], photo: np.ndarray, box: Box,
+                 paster: Paster) -> Iterator[list[np.ndarray]]:
+    for chunk in mouths:
+        yield [paster.paste(photo, mouth, box) for mouth in chunk]
+
+
+def encode_frames(batches: Iterable[list[np.ndarray]], result: ClipResult, fps: Fraction, *,
+                  runner: CommandRunner, force: bool, engine: EngineFacts,
+                  signing: SigningIdentity | None,
+                  progress: ProgressSink | None = None) -> int:
+    """Stream the frames into one ffmpeg (narration muxed, synthetic tags), sign the clip's
+    C2PA manifest, publish by rename: no clip is ever published unsigned."""
+    from discriminator_cli.provenance import provenance_imports
+
+    with provenance_imports("lipsync"):
+        from discriminator_cli.provenance.sign import sign_lipsync_clip
+    progress = progress or NullProgress()
+    task = progress.start(f"lipsync {result.face.name}", result.frames, unit="frames")
+    with staged_file(result.output, force=force) as staging:
+        with runner.open(writer_argv(staging, result.width, result.height, fps, result.audio,
+                                     synthetic_metadata(result.sidecar)),
+                         what="ffmpeg clip encode", stdin=True, path=result.output) as stream:
+            writer = FrameWriter(stream, result.width, result.height)
             for batch in batches:
                 for frame in batch:
                     writer.write(frame)
                 progress.update(task, writer.frames)
-        # Signed before the rename: no clip is ever published without its C2PA manifest.
-        from discriminator_cli.provenance import provenance_imports
-        with provenance_imports("lipsync"):
-            from discriminator_cli.provenance.sign import sign_lipsync_clip
-
-        result.signature = sign_lipsync_clip(staging, result, engine, options.signing)
+        result.signature = sign_lipsync_clip(staging, result, engine, signing)
     progress.finish(task)
-    timings["generate"] = time.perf_counter() - step
-    timings["total"] = time.perf_counter() - started
-    _write_sidecar(result, engine)
-    return result
-
-
-def _photo_batches(engine: LipSyncEngine, photo: np.ndarray, face96: np.ndarray, box: Box,
-                   mel: np.ndarray, fps: float, frames: int, batch_size: int,
-                   paster: Paster) -> Iterator[list[np.ndarray]]:
-    for start in range(0, frames, batch_size):
-        mels = mel_windows(mel, fps, start=start, count=batch_size)
-        mouths = engine.predict_still(mels, face96)
-        yield [paster.paste(photo, mouth, box) for mouth in mouths]
+    return writer.frames
 
 
 def _video_boxes(face: Path, width: int, height: int, detector: FaceDetector,
@@ -348,7 +393,7 @@ def _video_batches(engine: LipSyncEngine, face: Path, width: int, height: int,
     source.close()
 
 
-def _write_sidecar(result: ClipResult, engine: LipSyncEngine) -> None:
+def write_sidecar(result: ClipResult, engine: EngineFacts) -> None:
     record = {
         "synthetic": True,
         "generator": {"tool": "discriminator", "version": __version__, "model": "Wav2Lip",

@@ -30,8 +30,7 @@ from discriminator_cli.provenance.manifest import (
 )
 
 if TYPE_CHECKING:
-    from discriminator_cli.lipsync.engine import LipSyncEngine
-    from discriminator_cli.lipsync.pipeline import ClipResult
+    from discriminator_cli.lipsync.pipeline import ClipResult, EngineFacts
 
 MP4 = "video/mp4"
 # No ingredient thumbnails: the face is already in every frame of the clip, and a manifest that
@@ -39,7 +38,7 @@ MP4 = "video/mp4"
 _SETTINGS = {"builder": {"thumbnail": {"enabled": False}}}
 
 
-def sign_lipsync_clip(staged: Path, result: ClipResult, engine: LipSyncEngine,
+def sign_lipsync_clip(staged: Path, result: ClipResult, engine: EngineFacts,
                       identity: SigningIdentity | None = None) -> dict[str, Any]:
     """The pipeline's one call: sign the staged clip of `result`; returns the sidecar record."""
     model = ModelRecord(name="Wav2Lip", checkpoint=Path(engine.checkpoint_path).name,

@@ -1,0 +1,13 @@
+"""`discriminator serve`: a durable lip-sync service (FastAPI + uvicorn, one machine).
+
+Modules, one job each: `store` (the SQLite job table), `limits` (what an upload must be),
+`worker` (takes jobs, shares model batches between viewers, pastes and encodes while the
+model runs), `service` (recovery, admission, expiry), `metrics` (Prometheus text), `app` (the
+HTTP layer; the service is found on `app.state`, so another host such as a Ray Serve ingress
+can mount the same routes), `local` (uvicorn, one process). Needs the `serve` extra (and
+`lipsync`).
+"""
+
+from __future__ import annotations
+
+SERVE_HINT = "pip install 'discriminator-cli[lipsync,serve]'"
