@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from discriminator_cli import cache
+from discriminator_cli.encode import editors
 from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
+from discriminator_cli.encode.loudness import LoudnessReport
 from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
 from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
+from discriminator_cli.encode.poster import Poster
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
 from discriminator_cli.encode.work import work_directory
@@ -51,6 +54,11 @@ class EncodeOptions:
     quality: bool = False
     validate: bool = True
     cache_dir: Path | None = None
+    # editors' features (see encode/editors.py)
+    subtitles: list[tuple[str, Path]] = field(default_factory=list)   # (language, file)
+    loudness: float | None = None                # LUFS; overrides the preset's [loudness]
+    true_peak: float | None = None               # dBTP ceiling; overrides the preset's
+    poster_time: float | None = None             # seconds; overrides the preset's [poster]
 
 
 @dataclass
@@ -87,6 +95,8 @@ class EncodeResult:
     files: list[str]
     dry_run: bool
     validation: dict[str, Any] | None = None
+    poster: Poster | None = None
+    loudness: list[LoudnessReport] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
@@ -94,7 +104,9 @@ class EncodeResult:
                 "rungs": [r.as_dict() for r in self.rungs],
                 "audio_languages": self.audio_languages, "warnings": self.warnings,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
-                "files": self.files, "validation": self.validation}
+                "files": self.files, "validation": self.validation,
+                "poster": self.poster.as_dict() if self.poster else None,
+                "loudness": [r.as_dict() for r in self.loudness]}
 
 
 def find_sources(paths: list[Path]) -> list[Path]:
@@ -207,9 +219,15 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                      for r in plan.rungs]
         audio_jobs = [AudioJob(lang, path, index, work / f"audio_{lang}.mp4")
                       for lang, path, index in audio_tracks]
+        with timer("loudness"):
+            audio_jobs, loudness_plans = editors.plan_loudness_step(
+                options, ffmpeg, audio_jobs, audio_entries, runner)
         with timer("encode"):
             _encode_missing(source, plan, options, ffmpeg, rung_jobs, audio_jobs,
                             rung_entries, audio_entries, RungCache(root), runner, progress)
+        with timer("loudness"):
+            loudness = editors.finish_loudness_step(source, plan, options, ffmpeg, audio_jobs,
+                                                    loudness_plans, audio_entries, runner)
         rung_results = []
         for rung in plan.rungs:
             entry = rung_entries[rung.name]
@@ -234,6 +252,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
         if runner.dry_run:
             staging = options.out_dir.parent / f"{STAGING_PREFIX}{options.out_dir.name}.DRYRUN"
             package(backend, inputs, staging, work, plan.segment_seconds, runner)
+            poster = editors.poster_step(source, plan, options, ffmpeg, staging, runner)
         else:
             with staged_directory(options.out_dir, force=options.force) as staging:
                 task = progress.start(f"package ({backend})", 1)
@@ -246,6 +265,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                             raise disk_full_error(options.out_dir, needed) from exc
                         raise
                 progress.finish(task)
+                poster = editors.poster_step(source, plan, options, ffmpeg, staging, runner)
                 if options.validate:
                     with timer("validate"):
                         validation = _validate_staged(staging, options.out_dir)
@@ -254,7 +274,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
     return EncodeResult(source=source, out_dir=options.out_dir, backend=backend,
                         rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
                         warnings=warnings, timings=timer.timings, files=files,
-                        dry_run=runner.dry_run, validation=validation)
+                        dry_run=runner.dry_run, validation=validation, poster=poster,
+                        loudness=loudness)
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:
@@ -280,12 +301,15 @@ def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
         "source": source_hash, "rung": r.as_dict(), "video": video,
         "fps": str(plan.frame_rate), "gop": plan.gop_frames,
         "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version})) for r in plan.rungs}
+    loudness = editors.effective_loudness(options.preset, options.loudness, options.true_peak)
+    # Only a normalised track's key names its loudness: plain tracks keep their cache entries.
+    loudness_key = {"loudness": loudness} if loudness else {}
     input_hashes = {path: (source_hash if path == Path(source.path)
                            else cache.content_hash(path, root, remember=remember))
                     for _, path, _ in audio_tracks}
     audio = {lang: rung_cache.audio(encode_key({
         "input": input_hashes[path], "index": index, "audio": options.preset.audio,
-        "language": lang, "ffmpeg": ffmpeg_version}))
+        "language": lang, "ffmpeg": ffmpeg_version, **loudness_key}))
         for lang, path, index in audio_tracks}
     return rungs, audio
 

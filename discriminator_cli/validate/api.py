@@ -12,6 +12,7 @@ from discriminator_cli.validate.dash import DashManifest, check_mpd
 from discriminator_cli.validate.hls import PlaylistCache, check_media_playlist
 from discriminator_cli.validate.hls_master import HlsMaster, check_master
 from discriminator_cli.validate.media import MediaCache
+from discriminator_cli.validate.poster import check_poster
 from discriminator_cli.validate.report import Report
 
 MANIFEST_SUFFIXES = (".mpd", ".m3u8")
@@ -90,7 +91,17 @@ def validate_paths(paths: Iterable[Path | str]) -> Report:
         for master in masters:
             if master.path.parent == mpd.path.parent:
                 check_cross(mpd, master, report)
+    _check_package_files(dash, report)
     return report
+
+
+def _check_package_files(dash: list[DashManifest], report: Report) -> None:
+    """Files a package holds beside its manifests: the poster (one per package folder)."""
+    for mpd in {m.path.parent: m for m in dash}.values():
+        sizes = [(r.width, r.height) for r in mpd.renditions
+                 if r.kind == "video" and r.width and r.height]
+        check_poster(mpd.path.parent, report, max(sizes, key=lambda s: s[0] * s[1])
+                     if sizes else None)
 
 
 def validate_package(package: Path | str) -> Report:
