@@ -140,6 +140,9 @@ def _editor_lines(result: EncodeResult) -> list[str]:
                      f"{report.before_true_peak:.1f} dBTP -> {after} (target "
                      f"{report.target_lufs:g} LUFS, ceiling {report.true_peak_ceiling:g} "
                      f"dBTP, {report.mode})")
+    if result.caption_languages:
+        lines.append(f"captions: {', '.join(result.caption_languages)} (DASH sidecar WebVTT, "
+                     "HLS segmented WebVTT)")
     if result.poster:
         p = result.poster
         lines.append(f"poster: {p.path.name} ({p.width}x{p.height}, frame at {p.time:.2f} s)")

@@ -1,5 +1,6 @@
 """The editors' steps of an encode job, one function per feature, each called once from
-`job.encode_source`: loudness (measure before the encode, report after), poster.
+`job.encode_source`: captions (checked before any work, packaged as sidecar WebVTT), loudness
+(measure before the encode, report after), poster.
 
 Kept apart from job.py so that the job reads as its list of steps and a feature's plumbing
 (cache sidecars, dry-run behaviour) stays in one place.
@@ -12,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from discriminator_cli.encode.captions import CaptionTrack, load_captions, to_webvtt
 from discriminator_cli.encode.ladder import LadderPlan
 from discriminator_cli.encode.loudness import (
     LoudnessPlan,
@@ -20,6 +22,7 @@ from discriminator_cli.encode.loudness import (
     plan_loudness,
     report_for,
 )
+from discriminator_cli.encode.packaging import PackageInput
 from discriminator_cli.encode.poster import Poster, write_poster
 from discriminator_cli.encode.presets import (
     LOUDNESS_RANGE,
@@ -124,6 +127,32 @@ def finish_loudness_step(source: SourceInfo, plan: LadderPlan, options: EncodeOp
             atomic_write_text(sidecar, json.dumps(report.as_dict()))
         reports.append(report)
     return reports
+
+
+# --- captions -----------------------------------------------------------------------------
+
+def load_caption_step(options: EncodeOptions, source: SourceInfo) -> list[CaptionTrack]:
+    """Every --subtitles file read and checked before any encoding starts."""
+    tracks = [load_captions(language, path, source.duration)
+              for language, path in options.subtitles]
+    languages = [t.language for t in tracks]
+    duplicates = sorted({lang for lang in languages if languages.count(lang) > 1})
+    if duplicates:
+        raise BadInputError(f"two caption files in {', '.join(duplicates)}",
+                            hint="give each --subtitles its own language")
+    return tracks
+
+
+def caption_inputs(tracks: list[CaptionTrack], work: Path, *,
+                   dry_run: bool) -> list[PackageInput]:
+    """The normalised WebVTT of each track in the work folder, as packager inputs."""
+    inputs = []
+    for track in tracks:
+        target = work / f"text_{track.language}.vtt"
+        if not dry_run:
+            target.write_text(to_webvtt(list(track.cues)), encoding="utf-8")
+        inputs.append(PackageInput("text", f"text_{track.language}", target, track.language))
+    return inputs
 
 
 # --- poster -------------------------------------------------------------------------------

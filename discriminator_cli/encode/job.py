@@ -97,6 +97,7 @@ class EncodeResult:
     validation: dict[str, Any] | None = None
     poster: Poster | None = None
     loudness: list[LoudnessReport] = field(default_factory=list)
+    caption_languages: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
@@ -106,7 +107,8 @@ class EncodeResult:
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
                 "files": self.files, "validation": self.validation,
                 "poster": self.poster.as_dict() if self.poster else None,
-                "loudness": [r.as_dict() for r in self.loudness]}
+                "loudness": [r.as_dict() for r in self.loudness],
+                "caption_languages": self.caption_languages}
 
 
 def find_sources(paths: list[Path]) -> list[Path]:
@@ -203,6 +205,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                                 hint="use a preset with smaller rungs")
         warnings = _source_warnings(source, plan)
         audio_tracks = _audio_plan(source, options, runner, warnings)
+        captions = editors.load_caption_step(options, source)
         backend = resolve_backend(options.packager)
         ffmpeg = ffmpeg_path()
         require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
@@ -238,6 +241,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                   for r in plan.rungs]
         inputs += [PackageInput("audio", f"audio_{lang}", audio_entries[lang].media, lang)
                    for lang, _, _ in audio_tracks]
+        inputs += editors.caption_inputs(captions, work, dry_run=runner.dry_run)
         if options.quality:
             from discriminator_cli.encode.quality import measure_quality
 
@@ -275,7 +279,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                         rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
                         warnings=warnings, timings=timer.timings, files=files,
                         dry_run=runner.dry_run, validation=validation, poster=poster,
-                        loudness=loudness)
+                        loudness=loudness, caption_languages=[c.language for c in captions])
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:

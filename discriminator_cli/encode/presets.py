@@ -22,10 +22,7 @@ H264_PROFILES = ("baseline", "main", "high")
 H264_LEVELS = ("3.0", "3.1", "3.2", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2")
 PIX_FMTS = ("yuv420p",)
 NAL_HRD = ("none", "vbr", "cbr")
-VIDEO_ENCODERS = ("libx264", "libvpx-vp9")
-# VP9 with alpha: libvpx encodes the alpha plane as a second stream only from yuva420p.
-VP9_PIX_FMTS = ("yuva420p",)
-VP9_DEADLINES = ("good", "best", "realtime")
+VIDEO_ENCODERS = ("libx264",)
 LOUDNESS_RANGE = (-70.0, -5.0)      # LUFS loudnorm accepts
 TRUE_PEAK_RANGE = (-9.0, 0.0)       # dBTP loudnorm accepts
 AUDIO_ENCODERS = ("aac",)
@@ -58,12 +55,6 @@ class VideoSettings:
     scenecut: bool
     nal_hrd: str
     two_pass: bool
-    vp9_deadline: str = "good"      # libvpx-vp9 only
-    vp9_cpu_used: int = 2           # libvpx-vp9 only (0 slowest .. 8 fastest)
-
-    @property
-    def is_vp9(self) -> bool:
-        return self.encoder == "libvpx-vp9"
 
 
 @dataclass(frozen=True)
@@ -251,28 +242,17 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
 
 
 def _video_settings(v: _Checker) -> VideoSettings:
-    encoder = v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS)
-    if encoder == "libvpx-vp9":
-        # The overlay preset: x264's keys mean nothing to libvpx and are refused, not ignored.
-        video = VideoSettings(
-            encoder=encoder, x264_preset="", profile="", level="",
-            pix_fmt=v.get("pix_fmt", str, default="yuva420p", choices=VP9_PIX_FMTS),
-            gop_frames=v.positive_int("gop_frames", upper=600), scenecut=False, nal_hrd="none",
-            two_pass=v.get("two_pass", bool, default=True),
-            vp9_deadline=v.get("deadline", str, default="good", choices=VP9_DEADLINES),
-            vp9_cpu_used=v.get("cpu_used", int, default=2, choices=tuple(range(9))))
-    else:
-        video = VideoSettings(
-            encoder=encoder,
-            x264_preset=v.get("x264_preset", str, default="medium", choices=X264_PRESETS),
-            profile=v.get("profile", str, default="high", choices=H264_PROFILES),
-            level=v.get("level", str, default="4.2", choices=H264_LEVELS),
-            pix_fmt=v.get("pix_fmt", str, default="yuv420p", choices=PIX_FMTS),
-            gop_frames=v.positive_int("gop_frames", upper=600),
-            scenecut=v.get("scenecut", bool, default=False),
-            nal_hrd=v.get("nal_hrd", str, default="cbr", choices=NAL_HRD),
-            two_pass=v.get("two_pass", bool, default=True),
-        )
+    video = VideoSettings(
+        encoder=v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS),
+        x264_preset=v.get("x264_preset", str, default="medium", choices=X264_PRESETS),
+        profile=v.get("profile", str, default="high", choices=H264_PROFILES),
+        level=v.get("level", str, default="4.2", choices=H264_LEVELS),
+        pix_fmt=v.get("pix_fmt", str, default="yuv420p", choices=PIX_FMTS),
+        gop_frames=v.positive_int("gop_frames", upper=600),
+        scenecut=v.get("scenecut", bool, default=False),
+        nal_hrd=v.get("nal_hrd", str, default="cbr", choices=NAL_HRD),
+        two_pass=v.get("two_pass", bool, default=True),
+    )
     v.finish()
     return video
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.publish import STAGING_PREFIX
+from discriminator_cli.validate.captions import check_captions
 from discriminator_cli.validate.cross import check_cross
 from discriminator_cli.validate.dash import DashManifest, check_mpd
 from discriminator_cli.validate.hls import PlaylistCache, check_media_playlist
@@ -83,7 +84,9 @@ def validate_paths(paths: Iterable[Path | str]) -> Report:
             master = check_master(path, report, playlists)
             if master is not None:
                 masters.append(master)
-    checked = playlists.checked()
+    # Subtitle playlists list WebVTT, not fMP4: captions.py checks them.
+    checked = playlists.checked() | {r.text_playlist.resolve() for m in masters
+                                     for r in m.renditions if r.text_playlist is not None}
     for path in playlist_paths:
         if path not in checked and str(path) not in report.manifests:
             check_media_playlist(path, report, media)
@@ -91,6 +94,7 @@ def validate_paths(paths: Iterable[Path | str]) -> Report:
         for master in masters:
             if master.path.parent == mpd.path.parent:
                 check_cross(mpd, master, report)
+    check_captions(dash, masters, report)
     _check_package_files(dash, report)
     return report
 
