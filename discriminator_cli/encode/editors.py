@@ -36,6 +36,7 @@ from discriminator_cli.errors import BadInputError
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.publish import atomic_write_text
 from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import require_ffmpeg_capabilities
 
 if TYPE_CHECKING:
     from discriminator_cli.encode.job import EncodeOptions
@@ -79,6 +80,7 @@ def plan_loudness_step(options: EncodeOptions, ffmpeg: str, audio_jobs: list[Aud
     settings = effective_loudness(options.preset, options.loudness, options.true_peak)
     if settings is None:
         return audio_jobs, {}
+    require_ffmpeg_capabilities(ffmpeg, ["filter:loudnorm", "filter:ebur128"], runner)
     plans: dict[str, LoudnessPlan] = {}
     jobs = []
     for job in audio_jobs:
