@@ -94,3 +94,9 @@ def two_letter(code3: str) -> str:
 
 def display_name(code3: str) -> str:
     return NAMES.get(normalize_language(code3) or code3, code3)
+
+
+def is_known_language(code3: str) -> bool:
+    """In the ISO 639 table (or named for the menu): a code players can show by name."""
+    code = normalize_language(code3) or code3
+    return code in _tables()[2] or code in NAMES

@@ -105,6 +105,10 @@ REQUIRED_FFMPEG = {"encoder:libx264": "libx264", "encoder:aac": "aac",
                    "filter:split": "split", "filter:scale": "scale",
                    "filter:psnr": "psnr", "filter:ssim": "ssim"}
 
+# Probed and reported by `doctor`, needed only by some encodes (loudness, VP9 overlays).
+OPTIONAL_FFMPEG = {"filter:loudnorm": "loudnorm", "filter:ebur128": "ebur128",
+                   "encoder:libvpx-vp9": "libvpx-vp9"}
+
 _capabilities: dict[str, dict[str, bool]] = {}
 _versions: dict[tuple[str, str], str] = {}
 
@@ -123,7 +127,7 @@ def ffmpeg_capabilities(ffmpeg: str, runner: CommandRunner | None = None) -> dic
                                            what="ffmpeg -filters", mutating=False).stdout)
         _capabilities[ffmpeg] = {
             key: name in (encoders if key.startswith("encoder:") else filters)
-            for key, name in REQUIRED_FFMPEG.items()}
+            for key, name in {**REQUIRED_FFMPEG, **OPTIONAL_FFMPEG}.items()}
     return _capabilities[ffmpeg]
 
 
@@ -199,9 +203,12 @@ def _binary_report(name: str, needed_for: str, finder: Callable[[], str], flag: 
         caps = ffmpeg_capabilities(path, runner) if with_capabilities else {}
     except Exception as exc:  # a broken binary is a finding, not a crash
         return ToolReport(name, needed_for, True, path, None, False, str(exc))
-    missing = [k for k, v in caps.items() if not v]
-    return ToolReport(name, needed_for, True, path, version, not missing,
-                      f"missing {', '.join(missing)}" if missing else "", caps)
+    missing = [k for k, v in caps.items() if not v and k in REQUIRED_FFMPEG]
+    optional = [k for k, v in caps.items() if not v and k in OPTIONAL_FFMPEG]
+    detail = "; ".join(filter(None, [f"missing {', '.join(missing)}" if missing else "",
+                                     f"optional, missing {', '.join(optional)}"
+                                     if optional else ""]))
+    return ToolReport(name, needed_for, True, path, version, not missing, detail, caps)
 
 
 def _bento4_report(runner: CommandRunner) -> ToolReport:

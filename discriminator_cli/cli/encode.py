@@ -30,13 +30,13 @@ def register(app: typer.Typer) -> None:
     app.command("encode")(encode)
 
 
-def _parse_audio(values: list[str]) -> list[tuple[str, Path]]:
+def _parse_pairs(values: list[str], *, flag: str, example: str) -> list[tuple[str, Path]]:
     parsed = []
     for value in values:
         language, sep, path = value.partition("=")
         if not sep or not language or not path:
-            raise BadInputError(f"--audio {value!r} is not LANG=FILE",
-                                hint="e.g. --audio fra=narration_fr.wav")
+            raise BadInputError(f"{flag} {value!r} is not LANG=FILE",
+                                hint=f"e.g. {flag} {example}")
         parsed.append((language, Path(path)))
     return parsed
 
@@ -55,6 +55,17 @@ def encode(
                                                     "(repeatable).")] = None,
     packager: Annotated[PackagerName, typer.Option(help="shaka (bundled), bento4, or auto "
                                                    "(Bento4 when installed).")] = "shaka",
+    subtitles: Annotated[list[str] | None, typer.Option(
+        "--subtitles", help="Captions LANG=FILE, WebVTT or SRT (repeatable).")] = None,
+    loudness: Annotated[float | None, typer.Option(
+        "--loudness", help="Normalise every audio track to this integrated loudness, LUFS "
+                           "(e.g. -16 web, -23 broadcast); default: the preset's.")] = None,
+    true_peak: Annotated[float | None, typer.Option(
+        "--true-peak", help="True-peak ceiling after normalisation, dBTP (default -1).")]
+    = None,
+    poster_time: Annotated[float | None, typer.Option(
+        "--poster-time", help="poster.jpg frame position, seconds (default: the preset's).")]
+    = None,
     jobs: Annotated[int, typer.Option(min=1, help="Sources encoded at once.")] = 1,
     engine: Annotated[EngineName, typer.Option(help="local (one machine, whole source), "
                                                "chunked (GOP-aligned chunks, one machine) or "
@@ -83,11 +94,15 @@ def encode(
     """Encode a two-pass x264 ladder and package it as DASH (on-demand) + HLS into media/NAME/."""
     outputs = plan_sources(sources, out=out, media_root=media_root)
     options = EncodeOptions(preset=load_preset(preset), out_dir=media_root,
-                            language=language, extra_audio=_parse_audio(audio or []),
+                            language=language, extra_audio=_parse_pairs(audio or [], flag="--audio",
+                                                           example="fra=narration_fr.wav"),
                             packager=packager, force=force, quality=quality,
                             validate=validate, cache_dir=cache_dir, engine=engine,
                             chunk_seconds=chunk_seconds, ray_address=ray_address,
-                            ship_sources=ship_sources)
+                            ship_sources=ship_sources,
+                            subtitles=_parse_pairs(subtitles or [], flag="--subtitles",
+                                                   example="fra=captions_fr.vtt"),
+                            loudness=loudness, true_peak=true_peak, poster_time=poster_time)
     if engine == "ray":
         jobs = max(jobs, len(outputs))  # every film's chunks go to the cluster at once
     runner = CommandRunner(dry_run=dry_run, echo=print)
@@ -128,6 +143,27 @@ def _print_result(result: EncodeResult, *, quiet: bool) -> None:
                  f"{result.validation.get('warnings', 0)} warnings"
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in result.timings.items())
     info(f"audio: {audio}; {len(result.files)} files{checks}; {timings}")
+    for line in _editor_lines(result):
+        info(line)
+
+
+def _editor_lines(result: EncodeResult) -> list[str]:
+    lines = []
+    for report in result.loudness:
+        after = (f"{report.after_lufs:.1f} LUFS, {report.after_true_peak:.1f} dBTP"
+                 if report.after_lufs is not None and report.after_true_peak is not None
+                 else "not measured")
+        lines.append(f"loudness {report.language}: {report.before_lufs:.1f} LUFS, "
+                     f"{report.before_true_peak:.1f} dBTP -> {after} (target "
+                     f"{report.target_lufs:g} LUFS, ceiling {report.true_peak_ceiling:g} "
+                     f"dBTP, {report.mode})")
+    if result.caption_languages:
+        lines.append(f"captions: {', '.join(result.caption_languages)} (DASH sidecar WebVTT, "
+                     "HLS segmented WebVTT)")
+    if result.poster:
+        p = result.poster
+        lines.append(f"poster: {p.path.name} ({p.width}x{p.height}, frame at {p.time:.2f} s)")
+    return lines
 
 
 def _mbps(bits: int) -> str:

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from discriminator_cli import cache
+from discriminator_cli.encode import editors
 from discriminator_cli.encode.chunks import DEFAULT_CHUNK_SECONDS
 from discriminator_cli.encode.engine import EncodeContext, RungEncoder, make_encoder
 from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
+from discriminator_cli.encode.loudness import LoudnessReport
 from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
 from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
+from discriminator_cli.encode.poster import Poster
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
 from discriminator_cli.encode.work import work_directory
@@ -64,6 +67,11 @@ class EncodeOptions:
     chunk_seconds: float = DEFAULT_CHUNK_SECONDS       # chunked / ray engines
     ray_address: str | None = None                     # None: a Ray instance on this machine
     ship_sources: bool = False       # ray: send sources through the object store
+    # editors' features (see encode/editors.py)
+    subtitles: list[tuple[str, Path]] = field(default_factory=list)   # (language, file)
+    loudness: float | None = None                # LUFS; overrides the preset's [loudness]
+    true_peak: float | None = None               # dBTP ceiling; overrides the preset's
+    poster_time: float | None = None             # seconds; overrides the preset's [poster]
 
 
 @dataclass
@@ -100,6 +108,9 @@ class EncodeResult:
     files: list[str]
     dry_run: bool
     validation: dict[str, Any] | None = None
+    poster: Poster | None = None
+    loudness: list[LoudnessReport] = field(default_factory=list)
+    caption_languages: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
@@ -107,7 +118,10 @@ class EncodeResult:
                 "rungs": [r.as_dict() for r in self.rungs],
                 "audio_languages": self.audio_languages, "warnings": self.warnings,
                 "timings": {k: round(v, 3) for k, v in self.timings.items()},
-                "files": self.files, "validation": self.validation}
+                "files": self.files, "validation": self.validation,
+                "poster": self.poster.as_dict() if self.poster else None,
+                "loudness": [r.as_dict() for r in self.loudness],
+                "caption_languages": self.caption_languages}
 
 
 def find_sources(paths: list[Path]) -> list[Path]:
@@ -206,6 +220,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                                 hint="use a preset with smaller rungs")
         warnings = _source_warnings(source, plan)
         audio_tracks = _audio_plan(source, options, runner, warnings)
+        captions = editors.load_caption_step(options, source)
         backend = resolve_backend(options.packager)
         ffmpeg = ffmpeg_path()
         require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
@@ -223,9 +238,15 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                       for lang, path, index in audio_tracks]
         ctx = EncodeContext(source, source_hash, plan, options.preset, ffmpeg, runner, progress,
                             root, work, rung_entries, options)
+        with timer("loudness"):
+            audio_jobs, loudness_plans = editors.plan_loudness_step(
+                options, ffmpeg, audio_jobs, audio_entries, runner)
         with timer("encode"):
             _encode_missing(ctx, encoder, rung_jobs, audio_jobs, audio_entries,
                             RungCache(root))
+        with timer("loudness"):
+            loudness = editors.finish_loudness_step(source, plan, options, ffmpeg, audio_jobs,
+                                                    loudness_plans, audio_entries, runner)
         rung_results = []
         for rung in plan.rungs:
             entry = rung_entries[rung.name]
@@ -236,6 +257,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                   for r in plan.rungs]
         inputs += [PackageInput("audio", f"audio_{lang}", audio_entries[lang].media, lang)
                    for lang, _, _ in audio_tracks]
+        inputs += editors.caption_inputs(captions, work, dry_run=runner.dry_run)
         if options.quality:
             from discriminator_cli.encode.quality import measure_quality
 
@@ -250,6 +272,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
         if runner.dry_run:
             staging = options.out_dir.parent / f"{STAGING_PREFIX}{options.out_dir.name}.DRYRUN"
             package(backend, inputs, staging, work, plan.segment_seconds, runner)
+            poster = editors.poster_step(source, plan, options, ffmpeg, staging, runner)
         else:
             with staged_directory(options.out_dir, force=options.force) as staging:
                 task = progress.start(f"package ({backend})", 1)
@@ -262,6 +285,7 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                             raise disk_full_error(options.out_dir, needed) from exc
                         raise
                 progress.finish(task)
+                poster = editors.poster_step(source, plan, options, ffmpeg, staging, runner)
                 if options.validate:
                     with timer("validate"):
                         validation = _validate_staged(staging, options.out_dir, plan,
@@ -272,7 +296,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
     return EncodeResult(source=source, out_dir=options.out_dir, backend=backend,
                         rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
                         warnings=warnings, timings=timer.timings, files=files,
-                        dry_run=runner.dry_run, validation=validation)
+                        dry_run=runner.dry_run, validation=validation, poster=poster,
+                        loudness=loudness, caption_languages=[c.language for c in captions])
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:
@@ -298,12 +323,15 @@ def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
         "source": source_hash, "rung": r.as_dict(), "video": video,
         "fps": str(plan.frame_rate), "gop": plan.gop_frames,
         "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version})) for r in plan.rungs}
+    loudness = editors.effective_loudness(options.preset, options.loudness, options.true_peak)
+    # Only a normalised track's key names its loudness: plain tracks keep their cache entries.
+    loudness_key = {"loudness": loudness} if loudness else {}
     input_hashes = {path: (source_hash if path == Path(source.path)
                            else cache.content_hash(path, root, remember=remember))
                     for _, path, _ in audio_tracks}
     audio = {lang: rung_cache.audio(encode_key({
         "input": input_hashes[path], "index": index, "audio": options.preset.audio,
-        "language": lang, "ffmpeg": ffmpeg_version}))
+        "language": lang, "ffmpeg": ffmpeg_version, **loudness_key}))
         for lang, path, index in audio_tracks}
     return source_hash, rungs, audio
 

@@ -23,10 +23,13 @@ H264_LEVELS = ("3.0", "3.1", "3.2", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2")
 PIX_FMTS = ("yuv420p",)
 NAL_HRD = ("none", "vbr", "cbr")
 VIDEO_ENCODERS = ("libx264",)
+LOUDNESS_RANGE = (-70.0, -5.0)      # LUFS loudnorm accepts
+TRUE_PEAK_RANGE = (-9.0, 0.0)       # dBTP loudnorm accepts
 AUDIO_ENCODERS = ("aac",)
 AUDIO_SAMPLE_RATES = (22050, 32000, 44100, 48000)
 _BITRATE = re.compile(r"^(\d+(?:\.\d+)?)([kKmM]?)$")
 _LANGUAGE = re.compile(r"^[a-z]{3}$")
+DEFAULT_POSTER_SECONDS = 5.0
 _RUNG_NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -52,6 +55,20 @@ class VideoSettings:
     scenecut: bool
     nal_hrd: str
     two_pass: bool
+
+
+@dataclass(frozen=True)
+class LoudnessSettings:
+    """EBU R128 delivery loudness: integrated target and true-peak ceiling."""
+
+    target_lufs: float
+    true_peak_db: float
+    loudness_range: float = 11.0
+
+
+@dataclass(frozen=True)
+class PosterSettings:
+    time_seconds: float             # clamped to the source's last frame
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,8 @@ class Preset:
     audio: AudioSettings
     packaging: PackagingSettings
     rungs: tuple[RungSpec, ...]
+    poster: PosterSettings = PosterSettings(time_seconds=DEFAULT_POSTER_SECONDS)
+    loudness: LoudnessSettings | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,6 +146,13 @@ class _Checker:
             raise self.fail(key, f"must be between 1 and {upper}, got {value}")
         return value
 
+    def number(self, key: str, *, default: Any = ..., bounds: tuple[float, float]) -> float:
+        value = self.get(key, (int, float), default=default)
+        low, high = bounds
+        if not low <= value <= high:
+            raise self.fail(key, f"must be between {low:g} and {high:g}, got {value}")
+        return float(value)
+
     def bitrate(self, key: str, *, default: Any = ...) -> int:
         raw = self.get(key, (str, int), default=default)
         try:
@@ -155,24 +181,13 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
     top = _Checker(source, data, "")
     description = top.get("description", str, default="")
     tables = {}
-    for key in ("video", "audio", "packaging"):
+    for key in ("video", "audio", "packaging", "poster"):
         tables[key] = _Checker(source, top.get(key, dict, default={}), key)
+    raw_loudness = top.get("loudness", dict, default=None)
     raw_rungs = top.get("rungs", list)
     top.finish()
 
-    v = tables["video"]
-    video = VideoSettings(
-        encoder=v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS),
-        x264_preset=v.get("x264_preset", str, default="medium", choices=X264_PRESETS),
-        profile=v.get("profile", str, default="high", choices=H264_PROFILES),
-        level=v.get("level", str, default="4.2", choices=H264_LEVELS),
-        pix_fmt=v.get("pix_fmt", str, default="yuv420p", choices=PIX_FMTS),
-        gop_frames=v.positive_int("gop_frames", upper=600),
-        scenecut=v.get("scenecut", bool, default=False),
-        nal_hrd=v.get("nal_hrd", str, default="cbr", choices=NAL_HRD),
-        two_pass=v.get("two_pass", bool, default=True),
-    )
-    v.finish()
+    video = _video_settings(tables["video"])
     a = tables["audio"]
     audio = AudioSettings(
         encoder=a.get("encoder", str, default="aac", choices=AUDIO_ENCODERS),
@@ -189,6 +204,18 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
     packaging = PackagingSettings(gops_per_segment=p.positive_int("gops_per_segment", default=1,
                                                                   upper=10))
     p.finish()
+    poster_table = tables["poster"]
+    poster = PosterSettings(time_seconds=poster_table.number(
+        "time_seconds", default=DEFAULT_POSTER_SECONDS, bounds=(0.0, 86_400.0)))
+    poster_table.finish()
+    loudness = None
+    if raw_loudness is not None:
+        lt = _Checker(source, raw_loudness, "loudness")
+        loudness = LoudnessSettings(
+            target_lufs=lt.number("target_lufs", bounds=LOUDNESS_RANGE),
+            true_peak_db=lt.number("true_peak_db", default=-1.0, bounds=TRUE_PEAK_RANGE),
+            loudness_range=lt.number("loudness_range", default=11.0, bounds=(1.0, 50.0)))
+        lt.finish()
 
     if not raw_rungs:
         raise top.fail("rungs", "must list at least one rung")
@@ -204,13 +231,30 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
         if not _RUNG_NAME.match(rung.name):
             raise r.fail("name", f"is {rung.name!r}; use letters, digits, '-' and '_'")
         if rung.width % 2 or rung.height % 2:
-            raise r.fail("width", f"{rung.width}x{rung.height} must be even for yuv420p")
+            raise r.fail("width", f"{rung.width}x{rung.height} must be even for "
+                                  f"{video.pix_fmt}")
         rungs.append(rung)
     names = [r.name for r in rungs]
     if len(set(names)) != len(names):
         raise top.fail("rungs", f"names must be unique, got {names}")
     return Preset(name=name, source=source, description=description, video=video, audio=audio,
-                  packaging=packaging, rungs=tuple(rungs))
+                  packaging=packaging, rungs=tuple(rungs), poster=poster, loudness=loudness)
+
+
+def _video_settings(v: _Checker) -> VideoSettings:
+    video = VideoSettings(
+        encoder=v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS),
+        x264_preset=v.get("x264_preset", str, default="medium", choices=X264_PRESETS),
+        profile=v.get("profile", str, default="high", choices=H264_PROFILES),
+        level=v.get("level", str, default="4.2", choices=H264_LEVELS),
+        pix_fmt=v.get("pix_fmt", str, default="yuv420p", choices=PIX_FMTS),
+        gop_frames=v.positive_int("gop_frames", upper=600),
+        scenecut=v.get("scenecut", bool, default=False),
+        nal_hrd=v.get("nal_hrd", str, default="cbr", choices=NAL_HRD),
+        two_pass=v.get("two_pass", bool, default=True),
+    )
+    v.finish()
+    return video
 
 
 def user_preset_dir() -> Path:

@@ -46,6 +46,7 @@ class AudioJob:
     input_path: Path
     audio_index: int    # ffmpeg 0:a:N within its input
     output: Path
+    loudnorm: tuple[tuple[str, str], ...] = ()   # second-pass loudnorm options, if any
 
 
 def x264_params(video: VideoSettings, gop_frames: int) -> str:
@@ -126,8 +127,10 @@ def build_pass_argv(ffmpeg_binary: str, source: SourceInfo, plan: LadderPlan,
         for job in audio_jobs:
             if job.input_path not in inputs:
                 inputs[job.input_path] = ffmpeg.input(file_arg(job.input_path))
-            outputs.append(_audio_output(inputs[job.input_path][f"a:{job.audio_index}"],
-                                         job, audio))
+            stream = inputs[job.input_path][f"a:{job.audio_index}"]
+            if job.loudnorm:
+                stream = stream.filter("loudnorm", **dict(job.loudnorm))
+            outputs.append(_audio_output(stream, job, audio))
     graph = ffmpeg.merge_outputs(*outputs).global_args(
         "-hide_banner", "-nostdin", "-loglevel", "error", "-xerror", "-progress", "pipe:1",
         "-nostats")

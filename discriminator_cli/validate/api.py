@@ -7,6 +7,7 @@ from pathlib import Path
 
 from discriminator_cli.errors import BadInputError
 from discriminator_cli.publish import STAGING_PREFIX
+from discriminator_cli.validate.captions import check_captions
 from discriminator_cli.validate.cross import check_cross
 from discriminator_cli.validate.dash import DashManifest, check_mpd
 from discriminator_cli.validate.h264 import HrdParameters
@@ -14,6 +15,7 @@ from discriminator_cli.validate.hls import PlaylistCache, check_media_playlist
 from discriminator_cli.validate.hls_master import HlsMaster, check_master
 from discriminator_cli.validate.hrd import check_hrd
 from discriminator_cli.validate.media import MediaCache
+from discriminator_cli.validate.poster import check_poster
 from discriminator_cli.validate.report import Report
 
 MANIFEST_SUFFIXES = (".mpd", ".m3u8")
@@ -116,7 +118,9 @@ def validate_paths(paths: Iterable[Path | str], *,
             master = check_master(path, report, playlists)
             if master is not None:
                 masters.append(master)
-    checked = playlists.checked()
+    # Subtitle playlists list WebVTT, not fMP4: captions.py checks them.
+    checked = playlists.checked() | {r.text_playlist.resolve() for m in masters
+                                     for r in m.renditions if r.text_playlist is not None}
     for path in playlist_paths:
         if path not in checked and str(path) not in report.manifests:
             check_media_playlist(path, report, media)
@@ -124,9 +128,20 @@ def validate_paths(paths: Iterable[Path | str], *,
         for master in masters:
             if master.path.parent == mpd.path.parent:
                 check_cross(mpd, master, report)
+    check_captions(dash, masters, report)
+    _check_package_files(dash, report)
     for info in media.analysed():
         check_hrd(report, info, hrd_fallback)
     return report
+
+
+def _check_package_files(dash: list[DashManifest], report: Report) -> None:
+    """Files a package holds beside its manifests: the poster (one per package folder)."""
+    for mpd in {m.path.parent: m for m in dash}.values():
+        sizes = [(r.width, r.height) for r in mpd.renditions
+                 if r.kind == "video" and r.width and r.height]
+        check_poster(mpd.path.parent, report, max(sizes, key=lambda s: s[0] * s[1])
+                     if sizes else None)
 
 
 def validate_package(package: Path | str, *,

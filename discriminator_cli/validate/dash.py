@@ -40,6 +40,7 @@ INHERITED = ("mimeType", "codecs", "width", "height", "frameRate", "lang", "cont
 # Representations than any ladder has is refused before the per-element checks multiply.
 MAX_MPD_BYTES = 16 << 20
 MAX_REPRESENTATIONS = 2_000
+TEXT_VTT = "text/vtt"
 
 
 @dataclass
@@ -52,6 +53,7 @@ class DashRendition:
     height: int | None
     lang: str | None
     media: MediaInfo | None
+    text_file: Path | None = None  # a sidecar caption file (text/vtt), checked by captions.py
 
 
 @dataclass
@@ -199,6 +201,13 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
     kind = attrs["contentType"] or (attrs["mimeType"] or "").split("/", 1)[0] or "unknown"
     rendition = DashRendition(kind, rep.get("id") or "", loc, attrs["codecs"],
                               _int(attrs["width"]), _int(attrs["height"]), attrs["lang"], None)
+    if attrs["mimeType"] == TEXT_VTT:
+        # A sidecar WebVTT has no codecs, boxes or index: captions.py checks its cues.
+        reference = base_url(rep)
+        if reference:
+            rendition.text_file = checks.resolve_reference(report, path, reference, loc,
+                                                           what="BaseURL")
+        return rendition, []
     required = ["id", "bandwidth", "codecs", "mimeType"]
     if kind == "video":
         required += ["width", "height", "frameRate"]

@@ -24,6 +24,7 @@ class HlsRendition:
     language: str | None
     codecs: str | None  # from the media, the manifest does not declare it per rendition
     playlist: HlsPlaylist | None
+    text_playlist: Path | None = None  # SUBTITLES: a WebVTT playlist, checked by captions.py
 
 
 @dataclass
@@ -87,12 +88,16 @@ def _check_rendition(media: m3u8.Media, line: PlaylistLine, path: Path, report: 
                      f"audio rendition '{media.name}' has no LANGUAGE: players cannot offer "
                      "it by language or match the viewer's preference")
     playlist = None
+    text_playlist = None
     if media.uri:
         found = checks.resolve_reference(report, path, media.uri, line.where,
                                          what="rendition playlist")
-        playlist = playlists.get(found) if found else None
+        if media.type == "SUBTITLES":
+            text_playlist = found
+        else:
+            playlist = playlists.get(found) if found else None
     rendition = HlsRendition(line.where, media.type or "", media.group_id or "",
-                             media.language, None, playlist)
+                             media.language, None, playlist, text_playlist)
     if playlist and playlist.media and playlist.media.usable:
         rendition.codecs = playlist.media.codecs
         if media.type == "AUDIO":
