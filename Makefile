@@ -19,10 +19,11 @@ $(BIN)/python:
 setup-base: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
-# Everything: the CPU torch build first, then the lip-sync extra, dev tools and the npm players.
+# Everything: the CPU torch build first, then the lip-sync, service and Ray extras, dev tools
+# and the npm players.
 setup: $(BIN)/python
 	$(BIN)/pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/pip install --quiet -e ".[lipsync,dev]"
+	$(BIN)/pip install --quiet -e ".[lipsync,serve,ray,dev]"
 	npm ci --no-audit --no-fund --loglevel=error
 
 # Debian packages the tests use when present (espeak-ng speech, Chromium for playback).
