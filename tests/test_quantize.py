@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
 
 from discriminator_cli.cli.app import main  # noqa: E402
 from discriminator_cli.lipsync import int8 as int8_module  # noqa: E402
@@ -118,6 +118,9 @@ def test_refused_below_threshold_then_forced(bare_ckpt: Path, calibration: tuple
     assert not out.exists() and not list(tmp_path.iterdir())
     assert info.value.report.psnr_db < 99.0 and not info.value.report.written
     assert "below the 99 dB threshold" in info.value.one_line()
+    # Each option is named with the command that takes it (quantize has no --precision).
+    assert "`discriminator lipsync --precision bf16`" in info.value.one_line()
+    assert "`discriminator quantize` with --force" in info.value.one_line()
     report = quantize_checkpoint(bare_ckpt, out, mels=mels, face=face, threshold_db=99.0,
                                  force=True, **FRAMES)
     assert report.written and out.is_file()

@@ -44,8 +44,9 @@ def lipsync(
                                            "bf16, int8.")] = "auto",
     device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
     box: Annotated[str | None, typer.Option(help="Face box x1,y1,x2,y2 instead of "
-                                            "detection.")] = None,
-    pads: Annotated[str, typer.Option(help="Box padding top,bottom,left,right.")] = "0,10,0,0",
+                                            "detection, cropped as is (no --pads).")] = None,
+    pads: Annotated[str, typer.Option(help="Padding top,bottom,left,right added to detected "
+                                      "boxes.")] = "0,10,0,0",
     resize_factor: Annotated[int, typer.Option(min=1, help="Divide the frame size first.")]
     = 1,
     fps: Annotated[float | None, typer.Option(min=1, help="Output rate for photos (default "
@@ -55,6 +56,9 @@ def lipsync(
     smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Smooth video face "
                                          "boxes over 5 frames.")] = True,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per model call.")] = 32,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality of the clip (lower is "
+                                     "better); 0 is lossless (libx264rgb, bit-exact frames, "
+                                     "for comparison; few browsers play it).")] = 18,
     detector: Annotated[str, typer.Option(help="auto (S3FD if its weights are on disk, else "
                                           "LBP), s3fd, lbp.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option(help="S3FD weights "
@@ -100,7 +104,7 @@ def lipsync(
 
     options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
                              blend=blend, smooth=smooth, batch_size=batch_size, force=force,
-                             cache_dir=cache_dir)
+                             cache_dir=cache_dir, crf=crf)
     chosen = make_detector(detector, box=parse_box(box) if box else None,
                            weights=detector_weights, device=device)
     engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)
@@ -114,7 +118,7 @@ def lipsync(
                json_output=json_output, quiet=quiet, max_clips=max_clips)
         return
 
-    with RichProgress(enabled=not (quiet or json_output or dry_run)) as bars:
+    with RichProgress(enabled=not (quiet or json_output or dry_run), counts=True) as bars:
         if output is not None:
             results = [lipsync_clip(engine, faces[0], audio, output, chosen, options,
                                     runner=runner, progress=bars)]

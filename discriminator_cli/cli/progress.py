@@ -7,21 +7,36 @@ from types import TracebackType
 
 from rich.progress import (
     BarColumn,
+    MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from discriminator_cli.cli.output import err_console
 
 
+class RateColumn(ProgressColumn):
+    """Items per second (frames, mel windows, layers): how fast a long phase is going."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s", style="progress.data.speed")
+
+
 class RichProgress:
-    def __init__(self, *, prefix: str = "", enabled: bool = True) -> None:
+    def __init__(self, *, prefix: str = "", enabled: bool = True, counts: bool = False) -> None:
+        """counts: show done/total and a rate for phases that count items (frames, layers)."""
         self.prefix = prefix
-        self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
-                                  TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(),
+        columns: list[str | ProgressColumn] = [TextColumn("{task.description}"), BarColumn()]
+        columns += [MofNCompleteColumn(), RateColumn()] if counts else [
+            TextColumn("{task.percentage:>3.0f}%")]
+        self._progress = Progress(*columns, TimeElapsedColumn(),
                                   TextColumn("ETA"), TimeRemainingColumn(),
                                   console=err_console, transient=False,
                                   # no bars in logs and pipes: they'd only add noise

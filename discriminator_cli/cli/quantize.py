@@ -9,6 +9,7 @@ import typer
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import err_console, print_json
+from discriminator_cli.cli.progress import RichProgress
 
 WHAT = "discriminator quantize"
 
@@ -56,11 +57,12 @@ def quantize(
         err_console.print(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) "
                           f"and {calibration_face} ...", soft_wrap=True)
     try:
-        report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
-                                     threshold_db=threshold, force=force,
-                                     calibration_frames=calibration_frames,
-                                     heldout_frames=max(1, calibration_frames // 2),
-                                     calibration_info=info)
+        with RichProgress(enabled=not json_output, counts=True) as bars:
+            report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
+                                         threshold_db=threshold, force=force,
+                                         calibration_frames=calibration_frames,
+                                         heldout_frames=max(1, calibration_frames // 2),
+                                         calibration_info=info, progress=bars)
     except QuantizationRefusedError as exc:
         if json_output:
             print_json(exc.report.as_dict())

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from discriminator_cli.lipsync.model import ConvUnit, Wav2Lip
+from discriminator_cli.progress import NullProgress, ProgressSink
 
 FORMAT = "discriminator-wav2lip-int8"
 FORMAT_VERSION = 1
@@ -68,8 +69,8 @@ def _act_scale(maximum: float) -> float:
     return max(float(maximum), 1e-8) / _ACT_LEVELS
 
 
-def calibrate(model: Wav2Lip, mels: Tensor, faces: Tensor,
-              batch: int = 16) -> dict[str, dict[str, float]]:
+def calibrate(model: Wav2Lip, mels: Tensor, faces: Tensor, batch: int = 16, *,
+              progress: ProgressSink | None = None) -> dict[str, dict[str, float]]:
     """Run the BN-folded fp32 model and record each unit's activation ranges.
 
     Returns {unit name: {"conv_absmax": ..., "out_max": ...}}.
@@ -89,13 +90,17 @@ def calibrate(model: Wav2Lip, mels: Tensor, faces: Tensor,
 
         hooks.append(module.conv_block.register_forward_hook(conv_hook))
         hooks.append(module.register_forward_hook(unit_hook))
+    progress = progress or NullProgress()
+    task = progress.start("calibrating int8 (mel windows)", mels.shape[0])
     try:
         with torch.no_grad():
             for start in range(0, mels.shape[0], batch):
                 model(mels[start:start + batch], faces[start:start + batch])
+                progress.update(task, min(mels.shape[0], start + batch))
     finally:
         for hook in hooks:
             hook.remove()
+    progress.finish(task)
     return ranges
 
 

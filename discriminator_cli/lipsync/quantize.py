@@ -27,6 +27,7 @@ from discriminator_cli.lipsync.engine import faces_to_input, output_to_faces
 from discriminator_cli.lipsync.int8 import Int8Wav2Lip, calibrate, export_state, quiet_quantized
 from discriminator_cli.lipsync.mel_cache import get_or_compute_mel
 from discriminator_cli.lipsync.precision import fold_batchnorm, psnr
+from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
 
@@ -68,7 +69,9 @@ class QuantizationRefusedError(DiscriminatorError):
             f"int8 PSNR vs fp32 on {report.heldout_frames} held-out frames is "
             f"{report.psnr_db:.1f} dB, below the {report.threshold_db:g} dB threshold; "
             "nothing written", path=report.output,
-            hint="use --precision bf16 instead, or pass --force to write it anyway")
+            hint="run `discriminator lipsync --precision bf16` on the fp32 checkpoint "
+                 "instead, or rerun `discriminator quantize` with --force (or a lower "
+                 "--threshold) to write it anyway")
         self.report = report
 
 
@@ -106,7 +109,8 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
                         threshold_db: float = DEFAULT_THRESHOLD_DB, force: bool = False,
                         calibration_frames: int = DEFAULT_CALIBRATION_FRAMES,
                         heldout_frames: int = DEFAULT_HELDOUT_FRAMES,
-                        calibration_info: dict[str, Any] | None = None) -> QuantizeReport:
+                        calibration_info: dict[str, Any] | None = None,
+                        progress: ProgressSink | None = None) -> QuantizeReport:
     """Quantise an fp32 checkpoint; write `output` when PSNR >= threshold (or force).
 
     mels: (N, 80, 16) windows of the user's narration; face: (96, 96, 3) uint8 BGR crop.
@@ -124,7 +128,8 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
     face_input = faces_to_input(np.ascontiguousarray(face)[None])
     with torch.inference_mode():
         ranges = calibrate(model, torch.from_numpy(cal_mels).unsqueeze(1),
-                           face_input.expand(len(cal_mels), -1, -1, -1))
+                           face_input.expand(len(cal_mels), -1, -1, -1),
+                           progress=progress or NullProgress())
     source_sha = file_sha256(checkpoint_path)
     meta = {"source_sha256": source_sha, "source_name": checkpoint_path.name,
             "calibration_frames": len(cal_mels), "heldout_frames": len(held_mels),
@@ -165,13 +170,19 @@ def calibration_inputs(audio_path: Path | str, face_path: Path | str, *,
                        runner: CommandRunner | None = None
                        ) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
     """The user's narration (through the mel cache) and face -> mel windows, face, provenance."""
-    entry = get_or_compute_mel(audio_path, cache_dir, fps=CALIBRATION_FPS, runner=runner)
-    if box is None:
-        # A full photo: calibrate on the face the pipeline would crop. A photo that is already
-        # a face crop (no face found in it) is used whole.
-        from discriminator_cli.lipsync.pipeline import find_face_box
+    from discriminator_cli.lipsync.faces import FixedBox
+    from discriminator_cli.lipsync.media_io import check_photo_header
+    from discriminator_cli.lipsync.pipeline import find_face_box
 
-        box = find_face_box(Path(face_path), runner=runner or CommandRunner())
+    if not Path(face_path).is_file():
+        raise BadInputError("face file not found", path=face_path,
+                            hint="check the --calibration-face path")
+    check_photo_header(Path(face_path))  # before the narration is analysed
+    entry = get_or_compute_mel(audio_path, cache_dir, fps=CALIBRATION_FPS, runner=runner)
+    # The crop lipsync would make (faces.face_box decides for both: a given box as is, a
+    # detected one padded). A photo that is already a face crop (no face found) is used whole.
+    box = find_face_box(Path(face_path), runner=runner or CommandRunner(),
+                        detector=FixedBox(box, option="--calibration-box") if box else None)
     face = load_face_image(face_path, box=box, runner=runner)
     info = {"audio": str(audio_path), "audio_sha256": entry.audio_sha256,
             "face": str(face_path), "face_sha256": file_sha256(Path(face_path)),
