@@ -307,8 +307,12 @@ def test_mse_observer_clips_outliers_and_lowers_the_error() -> None:
     assert error(clip) <= 1.01 * best and error(clip) < 0.85 * error(observer.maximum)
 
 
-def test_progress_reports_each_phase(bare_ckpt: Path, calibration: tuple,
-                                     tmp_path: Path) -> None:
+def test_progress_reports_each_phase_and_bf16_that_misses_falls_back_to_fp32(
+        bare_ckpt: Path, calibration: tuple, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from discriminator_cli.lipsync import quantize as quantize_module
+
+    monkeypatch.setattr(quantize_module, "cpu_has_native_bf16", lambda: True)
     mels, face, _info = calibration
     seen: list[tuple[str, float]] = []
     finished: list[int] = []
@@ -325,8 +329,11 @@ def test_progress_reports_each_phase(bare_ckpt: Path, calibration: tuple,
             finished.append(task)
 
     # 99 dB: every-unit int8 misses it, so all phases run (then --force writes all-int8).
-    quantize_checkpoint(bare_ckpt, tmp_path / "p.pt", mels=mels, face=face, threshold_db=99.0,
-                        force=True, progress=Recorder(), **FRAMES)
+    report = quantize_checkpoint(bare_ckpt, tmp_path / "p.pt", mels=mels, face=face,
+                                 threshold_db=99.0, force=True, progress=Recorder(), **FRAMES)
+    # bf16 alone is far from 99 dB: the units that stay float would be fp32.
+    assert set(report.plan) == {"int8", "fp32"}
+    assert torch.load(tmp_path / "p.pt", weights_only=True)["meta"]["fallback"] == "fp32"
     labels = [label for label, _ in seen]
     assert labels[0].startswith("calibrating int8") and seen[0][1] == 16  # 8 windows x 2
     assert ("int8 sensitivity (layers)", 50) in seen

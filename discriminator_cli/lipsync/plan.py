@@ -77,8 +77,8 @@ class PlanContext:
         """The checkpoint state and the network of this plan (units exported and built once,
         then shared by every plan)."""
         names = unit_names(self.model)
-        if not self._forms:
-            for precision in ("int8", self.fallback):
+        for precision in ("int8", self.fallback):
+            if precision not in self._forms:
                 self._forms[precision] = export_state(self.model, self.scales, {},
                                                       dict.fromkeys(names, precision))
         plan = {name: "int8" if name in int8_units else self.fallback for name in names}

@@ -130,7 +130,8 @@ def split_windows(mels: np.ndarray, calibration_frames: int,
 
 
 def resolve_fallback(fallback: str) -> str:
-    """The precision of units that stay float: bf16 where the CPU runs it natively."""
+    """The precision of units that stay float: "auto" tries bf16 where the CPU runs it
+    natively (quantize_checkpoint drops to fp32 when bf16 alone misses the threshold)."""
     if fallback not in FALLBACKS:
         raise BadInputError(f"unknown fallback precision {fallback!r}",
                             hint=f"use one of {', '.join(FALLBACKS)}")
@@ -159,7 +160,7 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
     if output.exists() and not force:
         raise BadInputError("output file already exists", path=output,
                             hint="pass --force to replace it, or choose another -o")
-    fallback = resolve_fallback(fallback)
+    requested, fallback = fallback, resolve_fallback(fallback)
     checkpoint = read_checkpoint(checkpoint_path)
     model = fold_batchnorm(load_wav2lip(checkpoint_path, checkpoint)).eval()
     cal_mels, held_mels = split_windows(np.asarray(mels, np.float32), calibration_frames,
@@ -175,6 +176,10 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
                           run(model, search_mels, face_input))
     macs = unit_macs(model, cal, face_input)
     names = unit_names(model)
+    if requested == "auto" and fallback == "bf16" and \
+            context.score(set()) < threshold_db + SEARCH_MARGIN_DB:
+        # bf16 alone already misses the threshold (trained weights can): keep fp32 instead.
+        fallback = context.fallback = "fp32"
     if context.score(set(names)) >= threshold_db + SEARCH_MARGIN_DB:
         errors: dict[str, float] = {}  # every unit int8 already meets it: nothing to choose
         order, count = names, len(names)
