@@ -284,7 +284,7 @@ def main() -> None:
     if not int8.exists():
         mels, face, info = calibration_inputs(speech, photo, cache_dir=work / "qcache")
         report = quantize_checkpoint(checkpoint, int8, mels=mels, face=face, force=True,
-                                     calibration_info=info)
+                                     calibration_info=info, measure_speed=False)
         print(f"int8 calibrated: held-out PSNR {report.psnr_db:.1f} dB")
     print(f"narration {args.seconds:g} s, astronaut 512x512, device {args.device}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, native bf16: "

@@ -12,10 +12,10 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.lipsync
 
 from discriminator_cli.cache import file_sha256  # noqa: E402
@@ -280,7 +280,8 @@ def test_cli_box_overrides_detection(workdir: Path, tmp_path: Path) -> None:
                      "--box", "100,60,196,156", "--json")
     assert result.returncode == 0, result.stderr
     clip = json.loads(result.stdout)["clips"][0]
-    assert clip["box"] == [100, 60, 196, 166] and clip["detector"] == "box"  # + bottom pad 10
+    # A given box is the crop, as inference.py uses it: no pads (those are for detections).
+    assert clip["box"] == [100, 60, 196, 156] and clip["detector"] == "box"
 
 
 def test_missing_extra_is_explained(workdir: Path, tmp_path: Path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
 pytestmark = pytest.mark.lipsync
 
 from discriminator_cli.lipsync import pipeline  # noqa: E402

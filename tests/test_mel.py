@@ -5,24 +5,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("librosa")
+np = pytest.importorskip("numpy")
 
-from discriminator_cli.cli.app import main
-from discriminator_cli.errors import BadInputError, ToolFailedError
-from discriminator_cli.lipsync.audio import (
+from discriminator_cli.cli.app import main  # noqa: E402
+from discriminator_cli.errors import BadInputError  # noqa: E402
+from discriminator_cli.lipsync.audio import (  # noqa: E402
     frame_count,
     load_audio,
     mel_windows,
     melspectrogram,
 )
-from discriminator_cli.lipsync.mel_cache import get_or_compute_mel
-from discriminator_cli.runner import CommandRunner
-from discriminator_cli.tools import ffmpeg_path
-from tests.wav2lip_weights import DATA
+from discriminator_cli.lipsync.mel_cache import get_or_compute_mel  # noqa: E402
+from discriminator_cli.runner import CommandRunner  # noqa: E402
+from discriminator_cli.tools import ffmpeg_path  # noqa: E402
+from tests.wav2lip_weights import DATA  # noqa: E402
 
 pytestmark = pytest.mark.lipsync
 
@@ -124,9 +124,9 @@ def test_bad_audio_inputs(tmp_path: Path) -> None:
         load_audio(tmp_path / "absent.wav")
     text = tmp_path / "notes.wav"
     text.write_text("not audio")
-    with pytest.raises(ToolFailedError) as info:
-        load_audio(text)
-    assert info.value.path == str(text)
+    with pytest.raises(BadInputError, match="not a readable audio file") as info:
+        load_audio(text)  # bad input (exit 2), not a failed tool (4)
+    assert info.value.path == str(text) and info.value.exit_code == 2
 
 
 def test_mel_cli_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
 
 from discriminator_cli.errors import BadInputError  # noqa: E402
 from discriminator_cli.lipsync import precision as precision_module  # noqa: E402

@@ -78,3 +78,69 @@ def reference_faces(key: str = "face_batch") -> np.ndarray:
 
 def reference_mels() -> np.ndarray:
     return np.load(DATA / "reference_io.npz")["mel_batch"][:, 0]
+
+
+def _face_like_batch() -> np.ndarray:
+    """16 face crops (B, 96, 96, 3) uint8 BGR: the parity faces, the astronaut's face, flips
+    and brightness changes of them (what BatchNorm statistics are gathered on)."""
+    from skimage import data
+
+    from discriminator_cli.lipsync.pipeline import crop_face
+
+    astronaut = np.ascontiguousarray(data.astronaut()[:, :, ::-1])
+    faces = [*reference_faces(), reference_faces("still_face_batch")[0],
+             crop_face(astronaut, (175, 70, 268, 173)), crop_face(astronaut, (160, 50, 290, 190))]
+    faces += [face[:, ::-1] for face in faces]
+    faces = faces[:8] + [np.clip(face.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+                         for face, shift in zip(faces[:8], (-40, -20, 20, 40) * 2, strict=True)]
+    return np.ascontiguousarray(np.stack(faces[:16]))
+
+
+def trained_like_state_dict(passes: int = 2) -> dict:
+    """The rule's weights made to behave like a trained network's (issue 11): every
+    BatchNorm's affine parameters randomised (seeded by its key), then its running statistics
+    recomputed from scratch by forward passes in train mode with momentum=None (a cumulative
+    average) on face-like and mel-like inputs. Activations then have trained-network ranges:
+    each BatchNorm output is normalised, then scaled and shifted, through the whole chain."""
+    import torch
+    from torch import nn
+
+    from discriminator_cli.lipsync.audio import mel_windows
+    from discriminator_cli.lipsync.engine import faces_to_input
+    from discriminator_cli.lipsync.model import Wav2Lip
+
+    model = Wav2Lip()
+    model.load_state_dict(rule_tensors())
+    for name, module in model.named_modules():
+        if isinstance(module, nn.BatchNorm2d):
+            rng = np.random.default_rng(zlib.crc32(f"{name}#trained".encode()))
+            count = module.num_features
+            with torch.no_grad():
+                module.weight.copy_(torch.from_numpy(rng.uniform(0.5, 2.0, count)
+                                                     .astype(np.float32)))
+                module.bias.copy_(torch.from_numpy(rng.normal(0.0, 0.5, count)
+                                                   .astype(np.float32)))
+            module.reset_running_stats()
+            module.momentum = None
+    faces = faces_to_input(_face_like_batch())
+    mel = np.load(DATA / "reference_mel.npz")["mel_librosa07"]
+    windows = torch.from_numpy(mel_windows(mel, 25.0)).unsqueeze(1)
+    model.train()
+    with torch.no_grad():
+        for step in range(passes):
+            picks = torch.arange(16) * 4 + step * 2  # spread over the 72 windows
+            model(windows[picks % len(windows)], faces.roll(step, 0))
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
+    return model.eval().state_dict()
+
+
+def write_trained_like_checkpoint(path: Path, passes: int = 2) -> Path:
+    """An official-format file with trained_like_state_dict() (16 samples per pass)."""
+    import torch
+
+    state = trained_like_state_dict(passes)
+    torch.save({"state_dict": {"module." + k: v for k, v in state.items()},
+                "global_step": 10, "global_epoch": 1}, path)
+    return path

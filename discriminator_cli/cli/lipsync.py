@@ -45,8 +45,9 @@ def lipsync(
                                                  "fp32.")] = "auto",
     device: Annotated[Device, typer.Option(help="Where the model runs.")] = "cpu",
     box: Annotated[str | None, typer.Option(help="Face box x1,y1,x2,y2 instead of "
-                                            "detection.")] = None,
-    pads: Annotated[str, typer.Option(help="Box padding top,bottom,left,right.")] = "0,10,0,0",
+                                            "detection, cropped as is (no --pads).")] = None,
+    pads: Annotated[str, typer.Option(help="Padding top,bottom,left,right added to detected "
+                                      "boxes.")] = "0,10,0,0",
     resize_factor: Annotated[int, typer.Option(min=1, help="Divide the frame size first.")]
     = 1,
     fps: Annotated[float | None, typer.Option(min=1, help="Output rate for photos (default "
@@ -56,6 +57,9 @@ def lipsync(
     smooth: Annotated[bool, typer.Option("--smooth/--no-smooth", help="Smooth video face "
                                          "boxes over 5 frames.")] = True,
     batch_size: Annotated[int, typer.Option(min=1, help="Frames per model call.")] = 32,
+    crf: Annotated[int, typer.Option(min=0, max=51, help="x264 quality of the clip (lower is "
+                                     "better); 0 is lossless (libx264rgb, bit-exact frames, "
+                                     "for comparison; few browsers play it).")] = 18,
     detector: Annotated[DetectorName, typer.Option(help="auto: S3FD if its weights are on "
                                                    "disk, else LBP.")] = "auto",
     detector_weights: Annotated[Path | None, typer.Option(help="S3FD weights "
@@ -114,7 +118,7 @@ def lipsync(
         if not dry_run or sign_cert or sign_key else None
     options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
                              blend=blend, smooth=smooth, batch_size=batch_size, force=force,
-                             cache_dir=cache_dir, signing=signing)
+                             cache_dir=cache_dir, signing=signing, crf=crf)
     chosen = make_detector(detector, box=parse_box(box) if box else None,
                            weights=detector_weights, device=device)
     engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)

@@ -1,4 +1,5 @@
-"""`discriminator quantize CKPT -o FILE`: a static int8 model calibrated on your inputs."""
+"""`discriminator quantize CKPT -o FILE`: an int8 model (mixed where int8 would hurt the face)
+calibrated on your inputs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import typer
 
 from discriminator_cli.cli.options import JsonOption
 from discriminator_cli.cli.output import info, print_json
+from discriminator_cli.cli.progress import RichProgress
 
 WHAT = "discriminator quantize"
 
@@ -29,7 +31,14 @@ def quantize(
     calibration_box: Annotated[str | None, typer.Option(
         "--calibration-box", help="Face box in the photo, x1,y1,x2,y2.")] = None,
     threshold: Annotated[float, typer.Option(
-        "--threshold", help="Refuse below this PSNR (dB) vs fp32 on held-out frames.")] = 35.0,
+        "--threshold", help="PSNR (dB) vs fp32 on held-out frames the int8 plan must keep; "
+        "refuse when no plan keeps a layer in int8 above it.")] = 40.0,
+    fallback: Annotated[str, typer.Option(
+        "--fallback", help="Precision of the layers that stay float: auto (bf16 where the CPU "
+        "runs it natively, else fp32), bf16, fp32.")] = "auto",
+    speed: Annotated[bool, typer.Option(
+        "--speed/--no-speed", help="Time generation against bf16 and fp32 (a few seconds).")]
+    = True,
     force: Annotated[bool, typer.Option(
         "--force", help="Write even below the threshold; replace an existing output.")] = False,
     calibration_frames: Annotated[int, typer.Option(
@@ -53,17 +62,31 @@ def quantize(
         info(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) and "
              f"{calibration_face} ...")
     # A refusal ends in QuantizationRefusedError; with --json its report is in the error JSON.
-    report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
-                                 threshold_db=threshold, force=force,
-                                 calibration_frames=calibration_frames,
-                                 heldout_frames=max(1, calibration_frames // 2),
-                                 calibration_info=calibration_info)
+    with RichProgress(enabled=not json_output) as bars:
+        report = quantize_checkpoint(checkpoint, output, mels=mels, face=face,
+                                     threshold_db=threshold, force=force,
+                                     calibration_frames=calibration_frames,
+                                     heldout_frames=max(1, calibration_frames // 2),
+                                     calibration_info=calibration_info, fallback=fallback,
+                                     measure_speed=speed, progress=bars)
     if json_output:
         print_json(report.as_dict())
         return
     ratio = report.output_bytes / report.source_bytes
     status = ("below threshold, written because of --force" if report.psnr_db < threshold
               else "ok")
-    info(f"{output}: int8, PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} "
-         f"held-out frames ({status}); {report.output_bytes / 1e6:.1f} MB "
-         f"({ratio:.0%} of {checkpoint.name}), {report.seconds:.1f} s")
+    info(f"{output}: PSNR {report.psnr_db:.1f} dB vs fp32 on {report.heldout_frames} held-out "
+         f"frames ({status}; every layer int8 would give {report.all_int8_psnr_db:.1f} dB); "
+         f"{report.output_bytes / 1e6:.1f} MB ({ratio:.0%} of {checkpoint.name}), "
+         f"{report.seconds:.1f} s")
+    for precision, units in report.plan.items():
+        if units:
+            info(f"  {precision}: {len(units)} layers: {', '.join(units)}")
+    info(f"  int8 share of the compute per frame: {report.int8_compute_share:.0%}")
+    if report.speed:
+        measured = report.speed
+        info(f"  generation: {measured['plan_fps']:.1f} frames/s = {measured['vs_bf16']:.2f}x "
+             f"bf16 ({measured['bf16_fps']:.1f}), {measured['vs_fp32']:.2f}x fp32 "
+             f"({measured['fp32_fps']:.1f}), measured now on this CPU")
+        if measured["vs_bf16"] < 1.0:
+            info("  no int8 speed-up over bf16 on this CPU: the file is kept for its size")

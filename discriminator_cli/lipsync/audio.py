@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from discriminator_cli.errors import BadInputError
+from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, file_arg
 
@@ -72,9 +72,17 @@ def load_audio(audio_path: Path | str, *, runner: CommandRunner | None = None) -
         raw_path = Path(tmp) / "samples.f32"
         # mutating=False: this only reads the user's file (the output is our own temp file),
         # and a --dry-run plan needs the samples to count frames.
-        runner.run(decode_argv(ffmpeg_path(), audio_path, raw_path),
-                   what="ffmpeg audio decode", path=audio_path, mutating=False,
-                   hint="is this an audio file with at least one audio stream?")
+        try:
+            runner.run(decode_argv(ffmpeg_path(), audio_path, raw_path),
+                       what="ffmpeg audio decode", path=audio_path, mutating=False)
+        except ToolFailedError as exc:
+            # ffmpeg cannot decode the user's file: bad input (exit 2), as encode's probe says.
+            lines = [line for line in exc.stderr.strip().splitlines() if line.strip()]
+            reason = lines[-1].strip() if lines else "undecodable"
+            raise BadInputError(f"not a readable audio file ({reason})", path=audio_path,
+                                hint="give an audio file (wav, mp3, m4a, ...) or a video with "
+                                     "an audio stream; re-export it if it was truncated"
+                                ) from None
         samples = np.fromfile(raw_path, dtype="<f4")
     if samples.size == 0:
         raise BadInputError("the audio decodes to no samples", path=audio_path,

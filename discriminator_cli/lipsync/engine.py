@@ -8,7 +8,8 @@ Contract (what the `lipsync` pipeline codes against):
         precision: "auto" | "fp32" | "bf16" | "int8".
             "auto" -> "bf16" where the CPU has native bf16 (avx512_bf16 / AMX) or on CUDA,
             else "fp32". "int8" needs a file written by `discriminator quantize` (it stores
-            its own calibration); passing an fp32 checkpoint with "int8" is a BadInputError.
+            its own calibration and its plan: int8 units, the rest bf16/fp32); passing an
+            fp32 checkpoint with "int8" is a BadInputError.
             The file type is detected: a quantised file loads as int8 whatever "auto" says.
         device: "cpu" | "cuda".
         Raises BadInputError (bad/truncated/wrong checkpoint, with path and hint) and

@@ -1,6 +1,7 @@
 """Finding the face: S3FD (face-alignment) when its weights are on disk, else scikit-image's
 bundled LBP frontal-face cascade, or a box the user gives. Boxes are padded and smoothed the
-way Wav2Lip's inference does.
+way Wav2Lip's inference does: a detected box is padded, a given box is used as is
+(`face_box` decides, for lipsync and quantize alike).
 """
 
 from __future__ import annotations
@@ -35,15 +36,18 @@ class FaceDetector(Protocol):
 
 @dataclass
 class FixedBox:
+    """A box the user gives: used as is (never padded, see face_box)."""
+
     box: Box
     name: str = "box"
+    option: str = "--box"  # named in the error, so each command names its own option
 
     def detect(self, frame_bgr: np.ndarray) -> Box | None:
         height, width = frame_bgr.shape[:2]
         x1, y1, x2, y2 = self.box
         if x2 > width or y2 > height:
-            raise BadInputError(f"--box {x1},{y1},{x2},{y2} is outside the {width}x{height} "
-                                "frame", hint="give a box inside the picture")
+            raise BadInputError(f"{self.option} {x1},{y1},{x2},{y2} is outside the "
+                                f"{width}x{height} frame", hint="give a box inside the picture")
         return self.box
 
 
@@ -165,6 +169,19 @@ def pad_box(box: Box, pads: tuple[int, int, int, int], width: int, height: int) 
     x1, y1, x2, y2 = box
     return (max(0, x1 - left), max(0, y1 - top), min(width, x2 + right),
             min(height, y2 + bottom))
+
+
+def face_box(detector: FaceDetector, frame_bgr: np.ndarray,
+             pads: tuple[int, int, int, int] = DEFAULT_PADS) -> Box | None:
+    """The box the face crop comes from, or None when no face is found.
+
+    As inference.py: a box the user gives (--box, --calibration-box) is the crop, exactly; only
+    a detected box is grown by the pads (which keep the chin) and clipped to the frame.
+    """
+    found = detector.detect(frame_bgr)
+    if found is None or isinstance(detector, FixedBox):
+        return found
+    return pad_box(found, pads, frame_bgr.shape[1], frame_bgr.shape[0])
 
 
 def smooth_boxes(boxes: list[Box], window: int = SMOOTHING_FRAMES) -> list[Box]:

@@ -1,4 +1,5 @@
-"""Static int8 Wav2Lip on fbgemm's quantized kernels, built from plain tensors.
+"""Static int8 Wav2Lip on fbgemm's quantized kernels, built from plain tensors; each conv unit
+int8 or, where int8 would hurt the picture, bf16 / fp32 (a mixed plan chosen by `quantize`).
 
 Why not torch.ao's converters: dynamic quantisation touches no Wav2Lip layer (it has no
 Linear), FX graph mode is deprecated, and PT2E (torchao) only gets fast int8 through
@@ -10,12 +11,17 @@ Scheme: activations are quint8, per-tensor; every conv unit ends in a ReLU, so i
 zero point 0 and requantising the conv output into that range *is* the ReLU. Conv weights are
 qint8 symmetric per output channel; transposed-conv weights per tensor (fbgemm has no
 per-channel transposed conv). The mel input (signed, [-4, 4]) and the 1x1 output head +
-sigmoid stay float32: they are tiny and set the output's precision.
+sigmoid stay float32: they are tiny and set the output's precision. Every unit records its
+output scale, int8 or not, so a float unit's output is quantised for an int8 successor.
+
+Format 2 stores a plan {unit: "int8" | "bf16" | "fp32"}; format 1 files (every unit int8,
+written before plans existed) load unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,13 +29,16 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from discriminator_cli.lipsync.model import ConvUnit, Wav2Lip
 
 FORMAT = "discriminator-wav2lip-int8"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+PLAN_PRECISIONS = ("int8", "bf16", "fp32")
 _QUANT_MAX = 127.0
 _ACT_LEVELS = 255.0
+_FLOAT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
 @contextlib.contextmanager
@@ -49,6 +58,7 @@ class UnitQuant:
     residual: bool
     conv_scale: float   # conv output before the residual add (signed: zero point 128)
     out_scale: float    # unit output after ReLU (zero point 0)
+    precision: str = "int8"
 
     def __call__(self, qx: Tensor) -> Tensor:
         ops = torch.ops.quantized
@@ -60,119 +70,139 @@ class UnitQuant:
         return ops.conv2d_relu(qx, self.packed, self.out_scale, 0)
 
 
-def _unit_names(model: Wav2Lip) -> list[str]:
+@dataclass
+class FloatUnit:
+    """A conv unit kept in bf16 or fp32 (BatchNorm folded); out_scale serves int8 successors."""
+
+    conv: nn.Module
+    residual: bool
+    out_scale: float
+    precision: str
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = self.conv(x)
+        return F.relu(out + x if self.residual else out)
+
+
+def unit_names(model: Wav2Lip) -> list[str]:
     return [name for name, module in model.named_modules() if isinstance(module, ConvUnit)]
 
 
-def _act_scale(maximum: float) -> float:
-    return max(float(maximum), 1e-8) / _ACT_LEVELS
-
-
-def calibrate(model: Wav2Lip, mels: Tensor, faces: Tensor,
-              batch: int = 16) -> dict[str, dict[str, float]]:
-    """Run the BN-folded fp32 model and record each unit's activation ranges.
-
-    Returns {unit name: {"conv_absmax": ..., "out_max": ...}}.
-    """
-    ranges: dict[str, dict[str, float]] = {}
-    hooks = []
-    for name, module in model.named_modules():
-        if not isinstance(module, ConvUnit):
-            continue
-        record = ranges.setdefault(name, {"conv_absmax": 0.0, "out_max": 0.0})
-
-        def conv_hook(_m: nn.Module, _inp: Any, out: Tensor, record: dict = record) -> None:
-            record["conv_absmax"] = max(record["conv_absmax"], float(out.abs().max()))
-
-        def unit_hook(_m: nn.Module, _inp: Any, out: Tensor, record: dict = record) -> None:
-            record["out_max"] = max(record["out_max"], float(out.max()))
-
-        hooks.append(module.conv_block.register_forward_hook(conv_hook))
-        hooks.append(module.register_forward_hook(unit_hook))
-    try:
-        with torch.no_grad():
-            for start in range(0, mels.shape[0], batch):
-                model(mels[start:start + batch], faces[start:start + batch])
-    finally:
-        for hook in hooks:
-            hook.remove()
-    return ranges
-
-
-def export_state(model: Wav2Lip, ranges: dict[str, dict[str, float]],
-                 meta: dict[str, Any]) -> dict[str, Any]:
-    """The savable int8 checkpoint: int8 weights, their scales, float biases, activation scales."""
+def export_state(model: Wav2Lip, scales: dict[str, dict[str, float]],
+                 meta: dict[str, Any], plan: dict[str, str] | None = None) -> dict[str, Any]:
+    """The savable checkpoint: per unit, int8 weights + their scales, or bf16/fp32 weights, as
+    the plan says (default: all int8); float biases; activation scales for every unit."""
     units: dict[str, dict[str, Any]] = {}
     modules = dict(model.named_modules())
-    for name in _unit_names(model):
+    names = unit_names(model)
+    plan = plan or dict.fromkeys(names, "int8")
+    for name in names:
         conv = modules[name].conv_block[0]
         weight = conv.weight.detach().float()
-        transpose = isinstance(conv, nn.ConvTranspose2d)
-        if transpose:
+        saved: dict[str, Any] = {
+            "bias": conv.bias.detach().float().clone(),
+            "conv_scale": float(scales[name]["conv_scale"]),
+            "out_scale": float(scales[name]["out_scale"]),
+        }
+        if plan[name] != "int8":
+            saved["weight"] = weight.to(_FLOAT_DTYPES[plan[name]]).clone()
+        elif isinstance(conv, nn.ConvTranspose2d):
             scale = (weight.abs().max() / _QUANT_MAX).clamp_min(1e-12).reshape(1)
-            qweight = torch.round(weight / scale).clamp(-127, 127)
+            saved["weight_int8"] = torch.round(weight / scale).clamp(-127, 127).to(torch.int8)
+            saved["weight_scale"] = scale.float()
         else:
             scale = (weight.abs().amax(dim=(1, 2, 3)) / _QUANT_MAX).clamp_min(1e-12)
-            qweight = torch.round(weight / scale.reshape(-1, 1, 1, 1)).clamp(-127, 127)
-        units[name] = {
-            "weight_int8": qweight.to(torch.int8),
-            "weight_scale": scale.float(),
-            "bias": conv.bias.detach().float().clone(),
-            # Signed conv output around zero point 128: [-128, 127] steps cover +-absmax.
-            "conv_scale": max(ranges[name]["conv_absmax"], 1e-8) / 127.0,
-            "out_scale": _act_scale(ranges[name]["out_max"]),
-        }
+            saved["weight_int8"] = torch.round(weight / scale.reshape(-1, 1, 1, 1)).clamp(
+                -127, 127).to(torch.int8)
+            saved["weight_scale"] = scale.float()
+        units[name] = saved
     head = model.output_block[1]
-    return {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "units": units,
-        "head": {"weight": head.weight.detach().float().clone(),
-                 "bias": head.bias.detach().float().clone()},
-        "meta": meta,
-    }
+    return {"format": FORMAT, "format_version": FORMAT_VERSION, "plan": dict(plan),
+            "units": units,
+            "head": {"weight": head.weight.detach().float().clone(),
+                     "bias": head.bias.detach().float().clone()},
+            "meta": meta}
+
+
+def minmax_scales(ranges: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """Scales from plain min/max ranges ({"conv_absmax", "out_max"}): format 1's rule."""
+    return {name: {"conv_scale": max(r["conv_absmax"], 1e-8) / 127.0,
+                   "out_scale": max(float(r["out_max"]), 1e-8) / _ACT_LEVELS}
+            for name, r in ranges.items()}
 
 
 def is_int8_state(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("format") == FORMAT
 
 
+def state_plan(state: dict[str, Any]) -> dict[str, str]:
+    """{unit: precision}; a format 1 file has every unit in int8."""
+    return dict(state.get("plan") or dict.fromkeys(state["units"], "int8"))
+
+
+def _pack(saved: dict[str, Any], conv: nn.Module) -> Any:
+    scale = saved["weight_scale"].double()
+    if isinstance(conv, nn.ConvTranspose2d):
+        qweight = torch.quantize_per_tensor(saved["weight_int8"].float() * float(scale[0]),
+                                            float(scale[0]), 0, torch.qint8)
+        return torch.ops.quantized.conv_transpose2d_prepack(
+            qweight, saved["bias"], list(conv.stride), list(conv.padding),
+            list(conv.output_padding), list(conv.dilation), conv.groups)
+    dequant = saved["weight_int8"].float() * scale.float().reshape(-1, 1, 1, 1)
+    qweight = torch.quantize_per_channel(dequant, scale, torch.zeros(scale.numel(),
+                                                                     dtype=torch.long),
+                                         0, torch.qint8)
+    return torch.ops.quantized.conv2d_prepack(qweight, saved["bias"], list(conv.stride),
+                                              list(conv.padding), list(conv.dilation),
+                                              conv.groups)
+
+
+def _float_conv(saved: dict[str, Any], template: nn.Module, precision: str) -> nn.Module:
+    conv = copy.deepcopy(template)  # the template's shape, stride, padding; our weights
+    with torch.no_grad():
+        conv.weight.copy_(saved["weight"].float())
+        conv.bias.copy_(saved["bias"])
+    return conv.to(_FLOAT_DTYPES[precision]).to(memory_format=torch.channels_last).eval()
+
+
 class Int8Wav2Lip(nn.Module):
     """The quantised network; same encode_face/encode_audio/decode split as Wav2Lip.
 
-    Face features are quint8 tensors; the audio embedding is too; outputs are float32.
+    Activations between int8 units are quint8 tensors, between float units bf16/fp32 ones;
+    every hand-over converts with the producer's output scale. Outputs are float32.
     """
 
-    def __init__(self, state: dict[str, Any], structure: Wav2Lip | None = None):
+    def __init__(self, state: dict[str, Any], structure: Wav2Lip | None = None, *,
+                 unit_cache: dict[tuple[str, str], UnitQuant | FloatUnit] | None = None):
+        """unit_cache: built units shared between networks (quantize builds many plans from
+        the same units; they are never modified after they are built)."""
         super().__init__()
         with quiet_quantized():
-            self._build(state, structure)
+            self._build(state, structure, {} if unit_cache is None else unit_cache)
 
-    def _build(self, state: dict[str, Any], structure: Wav2Lip | None) -> None:
+    def _build(self, state: dict[str, Any], structure: Wav2Lip | None,
+               cache: dict[tuple[str, str], UnitQuant | FloatUnit]) -> None:
         structure = structure or Wav2Lip()
         modules = dict(structure.named_modules())
-        self.units: dict[str, UnitQuant] = {}
+        self.plan = state_plan(state)
+        self.units: dict[str, UnitQuant | FloatUnit] = {}
         for name, saved in state["units"].items():
             template = modules[name]
             conv = template.conv_block[0]
-            scale = saved["weight_scale"].double()
-            if isinstance(conv, nn.ConvTranspose2d):
-                qweight = torch.quantize_per_tensor(
-                    saved["weight_int8"].float() * float(scale[0]), float(scale[0]), 0,
-                    torch.qint8)
-                packed = torch.ops.quantized.conv_transpose2d_prepack(
-                    qweight, saved["bias"], list(conv.stride), list(conv.padding),
-                    list(conv.output_padding), list(conv.dilation), conv.groups)
+            precision = self.plan[name]
+            if (name, precision) in cache:
+                self.units[name] = cache[(name, precision)]
+                continue
+            if precision == "int8":
+                self.units[name] = UnitQuant(_pack(saved, conv),
+                                             isinstance(conv, nn.ConvTranspose2d),
+                                             template.residual, float(saved["conv_scale"]),
+                                             float(saved["out_scale"]))
             else:
-                dequant = saved["weight_int8"].float() * scale.float().reshape(-1, 1, 1, 1)
-                qweight = torch.quantize_per_channel(
-                    dequant, scale, torch.zeros(scale.numel(), dtype=torch.long), 0, torch.qint8)
-                packed = torch.ops.quantized.conv2d_prepack(
-                    qweight, saved["bias"], list(conv.stride), list(conv.padding),
-                    list(conv.dilation), conv.groups)
-            self.units[name] = UnitQuant(packed, isinstance(conv, nn.ConvTranspose2d),
-                                         template.residual, float(saved["conv_scale"]),
-                                         float(saved["out_scale"]))
+                self.units[name] = FloatUnit(_float_conv(saved, conv, precision),
+                                             template.residual, float(saved["out_scale"]),
+                                             precision)
+            cache[(name, precision)] = self.units[name]
         self.head = nn.Conv2d(32, 3, kernel_size=1)
         with torch.no_grad():
             self.head.weight.copy_(state["head"]["weight"])
@@ -181,6 +211,8 @@ class Int8Wav2Lip(nn.Module):
         self._decoder_blocks = self._block_names("face_decoder_blocks",
                                                  structure.face_decoder_blocks)
         self._audio_units = [f"audio_encoder.{i}" for i in range(len(structure.audio_encoder))]
+        # Who reads each decoder concat: the next block's first unit, last the output unit.
+        self._cat_readers = [names[0] for names in self._decoder_blocks[1:]] + ["output_block.0"]
         self.meta = dict(state.get("meta", {}))
 
     @staticmethod
@@ -188,42 +220,65 @@ class Int8Wav2Lip(nn.Module):
         return [[f"{prefix}.{i}.{j}" for j in range(len(block))]
                 for i, block in enumerate(blocks)]
 
-    def _run(self, names: list[str], qx: Tensor) -> Tensor:
+    def _convert(self, x: Tensor, scale: float, reader: str) -> Tensor:
+        """x in the form unit `reader` takes: quint8 (with the producer's scale) or float."""
+        unit = self.units[reader]
+        if unit.precision == "int8":
+            if x.is_quantized:
+                return x
+            return torch.quantize_per_tensor(x.float().contiguous(
+                memory_format=torch.channels_last), scale, 0, torch.quint8)
+        dtype = _FLOAT_DTYPES[unit.precision]
+        x = x.dequantize() if x.is_quantized else x
+        return x.to(dtype).contiguous(memory_format=torch.channels_last)
+
+    def _run(self, names: list[str], x: Tensor, scale: float) -> tuple[Tensor, float]:
         for name in names:
-            qx = self.units[name](qx)
-        return qx
+            x = self.units[name](self._convert(x, scale, name))
+            scale = self.units[name].out_scale
+        return x, scale
 
     def encode_face(self, faces: Tensor) -> list[Tensor]:
         # Faces are k/255 for integer k: scale 1/255 represents them exactly.
-        qx = torch.quantize_per_tensor(faces.contiguous(memory_format=torch.channels_last),
-                                       1.0 / _ACT_LEVELS, 0, torch.quint8)
+        x, scale = faces.contiguous(memory_format=torch.channels_last), 1.0 / _ACT_LEVELS
         features = []
         for names in self._face_blocks:
-            qx = self._run(names, qx)
-            features.append(qx)
+            x, scale = self._run(names, x, scale)
+            features.append(x)
         return features
 
     def encode_audio(self, mels: Tensor) -> Tensor:
-        first = self.units[self._audio_units[0]]
-        # The mel is signed; quantise it symmetric around zero point 128.
-        qx = torch.quantize_per_tensor(mels.contiguous(memory_format=torch.channels_last),
-                                       4.0 / 127.0, 128, torch.quint8)
-        qx = first(qx)
-        return self._run(self._audio_units[1:], qx)
+        first_name = self._audio_units[0]
+        first = self.units[first_name]
+        mels = mels.contiguous(memory_format=torch.channels_last)
+        if first.precision == "int8":
+            # The mel is signed; quantise it symmetric around zero point 128.
+            x = first(torch.quantize_per_tensor(mels.float(), 4.0 / 127.0, 128, torch.quint8))
+        else:
+            x = first(mels.to(_FLOAT_DTYPES[first.precision]))
+        x, _ = self._run(self._audio_units[1:], x, first.out_scale)
+        return x
 
     def decode(self, audio_embedding: Tensor, face_features: list[Tensor]) -> Tensor:
         batch = audio_embedding.shape[0]
-        qx = audio_embedding
-        for names, skip in zip(self._decoder_blocks, reversed(face_features), strict=True):
-            qx = self._run(names, qx)
+        x, scale = audio_embedding, self.units[self._audio_units[-1]].out_scale
+        skips = list(reversed(face_features))
+        skip_scales = [self.units[names[-1]].out_scale for names in reversed(self._face_blocks)]
+        for names, skip, skip_scale, reader in zip(self._decoder_blocks, skips, skip_scales,
+                                                   self._cat_readers, strict=True):
+            x, scale = self._run(names, x, scale)
             if skip.shape[0] != batch:
                 # quantized cat takes a slow path on stride-0 (expanded) inputs: copy first.
                 skip = skip.expand(batch, -1, -1, -1).contiguous(
                     memory_format=torch.channels_last)
-            scale = max(qx.q_scale(), skip.q_scale())
-            qx = torch.ops.quantized.cat([qx, skip], 1, scale, 0)
-        qx = self._run(["output_block.0"], qx)
-        return torch.sigmoid(self.head(qx.dequantize().contiguous()))
+            x = self._convert(x, scale, reader)
+            skip = self._convert(skip, skip_scale, reader)
+            scale = max(scale, skip_scale)
+            x = (torch.ops.quantized.cat([x, skip], 1, scale, 0) if x.is_quantized
+                 else torch.cat([x, skip], 1))
+        x, _ = self._run(["output_block.0"], x, scale)
+        x = x.dequantize() if x.is_quantized else x
+        return torch.sigmoid(self.head(x.float().contiguous()))
 
     def forward(self, mels: Tensor, faces: Tensor) -> Tensor:
         return self.decode(self.encode_audio(mels), self.encode_face(faces))

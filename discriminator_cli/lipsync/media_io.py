@@ -3,6 +3,7 @@ in memory. Photos are read with Pillow (the bundled ffmpeg has no PNG decoder)."
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -15,16 +16,24 @@ from discriminator_cli.probe import run_ffprobe
 from discriminator_cli.runner import CommandRunner, StreamingProcess
 from discriminator_cli.tools import ffmpeg_path, file_arg
 
+MIN_PHOTO_SIDE = 32             # smaller pictures hold no usable face (the model sees 96x96)
+MAX_PHOTO_PIXELS = 89_478_485   # Pillow's own decompression-bomb warning limit (~89 MP)
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 OUTPUT_CRF = 18            # visually lossless for a clip that may be re-encoded downstream
+MAX_CRF = 51               # x264's 8-bit range; 0 is lossless
 OUTPUT_PRESET = "veryfast"  # the encode must keep up with the model on two cores
 AUDIO_BITRATE = "128k"
 
 
 def read_photo(path: Path) -> np.ndarray | None:
-    """(H, W, 3) uint8 BGR, or None when the file is not an image Pillow can read."""
+    """(H, W, 3) uint8 BGR, or None when the file is not an image Pillow can read.
+
+    A photo too small to hold a face, or so large that decoding it would exhaust memory (a
+    decompression bomb: a few KB of PNG that inflate to gigabytes), is a BadInputError.
+    """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    check_photo_header(path)  # from the header, before any decoding
     try:
         with Image.open(path) as image:
             upright = ImageOps.exif_transpose(image)  # phones store portrait photos rotated
@@ -32,6 +41,42 @@ def read_photo(path: Path) -> np.ndarray | None:
     except (UnidentifiedImageError, OSError):
         return None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def check_photo_header(path: Path) -> None:
+    """check_photo_size from the image header alone (no decoding): a cheap early check.
+    Files Pillow does not read as images (videos) pass; they are checked when probed."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns between 1x and 2x its limit; check_photo_size refuses those itself.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            check_photo_size(path, *image.size)
+    except Image.DecompressionBombError:  # Pillow refuses at open beyond twice its limit
+        raise _too_large(path, None) from None
+    except (UnidentifiedImageError, OSError):
+        return
+
+
+def check_photo_size(path: Path, width: int, height: int) -> None:
+    """Photos (and face videos) must be MIN_PHOTO_SIDE..MAX_PHOTO_PIXELS."""
+    if min(width, height) < MIN_PHOTO_SIDE:
+        raise BadInputError(f"the picture is {width}x{height} pixels, too small to hold a face",
+                            path=path, hint=f"use a photo at least {MIN_PHOTO_SIDE}x"
+                                            f"{MIN_PHOTO_SIDE} (a face 96 pixels or more across "
+                                            "works best)")
+    if width * height > MAX_PHOTO_PIXELS:
+        raise _too_large(path, (width, height))
+
+
+def _too_large(path: Path, size: tuple[int, int] | None) -> BadInputError:
+    what = f"{size[0]}x{size[1]} pixels" if size else "larger than Pillow decodes safely"
+    return BadInputError(f"the picture is {what}, over the {MAX_PHOTO_PIXELS // 1_000_000} "
+                         "megapixel limit (decoding it could exhaust memory)", path=path,
+                         hint="scale it down (e.g. 4096 pixels on the long side) and try again")
 
 
 @dataclass(frozen=True)
@@ -51,6 +96,7 @@ def probe_face_video(path: Path, runner: CommandRunner) -> VideoInfo:
             if rate <= 0:
                 rate = Fraction(stream.get("r_frame_rate") or "25/1")
             frames = stream.get("nb_frames")
+            check_photo_size(path, int(stream["width"]), int(stream["height"]))
             return VideoInfo(int(stream["width"]), int(stream["height"]), rate,
                              int(frames) if str(frames).isdigit() else None)
     raise BadInputError("neither a photo nor a video with a picture", path=path,
@@ -85,17 +131,28 @@ def iter_video_frames(path: Path, width: int, height: int,
                 raise
 
 
+def video_codec_args(crf: int) -> list[str]:
+    """x264 at this CRF in yuv420p (plays everywhere); CRF 0 is lossless: libx264rgb at QP 0
+    keeps the BGR frames bit for bit (yuv420p would lose them in the colour conversion), for
+    comparing frames; most browsers do not play that profile (High 4:4:4 Predictive)."""
+    if not 0 <= crf <= MAX_CRF:
+        raise BadInputError(f"--crf {crf} is outside 0..{MAX_CRF}",
+                            hint=f"use 0 (lossless) to {MAX_CRF}; {OUTPUT_CRF} is the default")
+    if crf == 0:
+        return ["-c:v", "libx264rgb", "-preset", OUTPUT_PRESET, "-qp", "0", "-pix_fmt", "bgr24"]
+    return ["-c:v", "libx264", "-preset", OUTPUT_PRESET, "-crf", str(crf),
+            "-pix_fmt", "yuv420p"]
+
+
 def writer_argv(out: Path, width: int, height: int, fps: Fraction, audio: Path,
-                metadata: dict[str, str]) -> list[str]:
+                metadata: dict[str, str], *, crf: int = OUTPUT_CRF) -> list[str]:
     """No -shortest: Wav2Lip's frame count can end a fraction of a frame before the narration,
     and the whole narration must be heard (players hold the last frame)."""
     argv = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error",
             "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
             "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0",
-            "-i", file_arg(audio), "-map", "0:v:0", "-map", "1:a:0",
-            "-c:v", "libx264", "-preset", OUTPUT_PRESET, "-crf", str(OUTPUT_CRF),
-            "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2",
-            "-movflags", "+faststart"]
+            "-i", file_arg(audio), "-map", "0:v:0", "-map", "1:a:0", *video_codec_args(crf),
+            "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2", "-movflags", "+faststart"]
     for key, value in metadata.items():
         argv += ["-metadata", f"{key}={value}"]
     return [*argv, "-f", "mp4", file_arg(out)]

@@ -29,12 +29,14 @@ from discriminator_cli.lipsync.faces import (
     DEFAULT_PADS,
     Box,
     FaceDetector,
+    face_box,
     no_face_error,
-    pad_box,
     smooth_boxes,
 )
 from discriminator_cli.lipsync.media_io import (
+    OUTPUT_CRF,
     FrameWriter,
+    check_photo_header,
     iter_video_frames,
     probe_face_video,
     read_photo,
@@ -44,6 +46,7 @@ from discriminator_cli.lipsync.media_io import (
 )
 from discriminator_cli.lipsync.mel_cache import get_or_compute_mel
 from discriminator_cli.lipsync.model import FACE_SIZE
+from discriminator_cli.lipsync.resize import resize_linear
 from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
@@ -80,6 +83,7 @@ class LipSyncOptions:
     force: bool = False
     cache_dir: Path | None = None
     signing: SigningIdentity | None = None  # None: provenance.identity.resolve_identity()
+    crf: int = OUTPUT_CRF                # the clip's x264 quality; 0 = lossless (libx264rgb)
 
 
 @dataclass
@@ -93,7 +97,7 @@ class ClipResult:
     fps: float
     width: int
     height: int
-    box: Box | None                      # the (padded) box of a photo; None for video
+    box: Box | None                      # a photo's crop box (faces.face_box); None for video
     precision: str
     detector: str
     mel_cache_hit: bool
@@ -138,21 +142,17 @@ def first_frame(face: Path, runner: CommandRunner) -> np.ndarray:
 
 def find_face_box(face: Path, *, runner: CommandRunner, detector: FaceDetector | None = None,
                   pads: tuple[int, int, int, int] = DEFAULT_PADS) -> Box | None:
-    """The padded face box in a photo (or a video's first frame), None when there is none."""
+    """The face box in a photo (or a video's first frame) as lipsync crops it (`face_box`:
+    a given box as is, a detected one padded), None when there is none."""
     from discriminator_cli.lipsync.faces import make_detector
 
-    frame = first_frame(face, runner)
-    found = (detector or make_detector()).detect(frame)
-    return None if found is None else pad_box(found, pads, frame.shape[1], frame.shape[0])
+    return face_box(detector or make_detector(), first_frame(face, runner), pads)
 
 
 def crop_face(frame: np.ndarray, box: Box) -> np.ndarray:
-    """The box, resized to the model's 96x96 (bilinear, as inference.py's cv2.resize)."""
-    from PIL import Image
-
+    """The box, resized to the model's 96x96 exactly as inference.py's cv2.resize does."""
     x1, y1, x2, y2 = box
-    crop = Image.fromarray(np.ascontiguousarray(frame[y1:y2, x1:x2]))
-    return np.array(crop.resize((FACE_SIZE, FACE_SIZE), Image.Resampling.BILINEAR))
+    return resize_linear(np.ascontiguousarray(frame[y1:y2, x1:x2]), FACE_SIZE, FACE_SIZE)
 
 
 class Paster:
@@ -163,12 +163,9 @@ class Paster:
         self._masks: dict[tuple[int, int], np.ndarray] = {}
 
     def paste(self, frame: np.ndarray, face: np.ndarray, box: Box) -> np.ndarray:
-        from PIL import Image
-
         x1, y1, x2, y2 = box
         width, height = x2 - x1, y2 - y1
-        resized = np.asarray(Image.fromarray(face).resize((width, height),
-                                                          Image.Resampling.BILINEAR))
+        resized = resize_linear(face, width, height)  # inference.py's cv2.resize, exactly
         out = frame.copy()
         if not self.blend:
             out[y1:y2, x1:x2] = resized
@@ -193,10 +190,8 @@ class Paster:
 def _resize_frame(frame: np.ndarray, factor: int) -> np.ndarray:
     if factor <= 1:
         return frame
-    from PIL import Image
-
     width, height = scaled_size(frame.shape[1], frame.shape[0], factor)
-    return np.asarray(Image.fromarray(frame).resize((width, height), Image.Resampling.BILINEAR))
+    return resize_linear(frame, width, height)  # inference.py's cv2.resize
 
 
 def _even_crop(frame: np.ndarray) -> np.ndarray:
@@ -209,6 +204,7 @@ def check_clip_inputs(face: Path, audio: Path, output: Path, force: bool) -> Non
     """The cheap checks, so a CLI can fail before it loads a model."""
     if not face.is_file():
         raise BadInputError("face file not found", path=face, hint="check the --face path")
+    check_photo_header(face)
     if not audio.is_file():
         raise BadInputError("audio file not found", path=audio, hint="check the --audio path")
     if output.suffix.lower() != ".mp4":
@@ -256,8 +252,8 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     if runner.dry_run:
         if photo is None:
             runner.run(reader_argv(face, width, height), what="ffmpeg face video decode")
-        runner.run(writer_argv(output, width, height, fps, audio, synthetic_metadata(sidecar)),
-                   what="ffmpeg clip encode")
+        runner.run(writer_argv(output, width, height, fps, audio, synthetic_metadata(sidecar),
+                               crf=options.crf), what="ffmpeg clip encode")
         return result
 
     paster = Paster(options.blend)
@@ -276,7 +272,7 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                                  options.batch_size, paster, runner)
     step = time.perf_counter()
     encode_frames(batches, result, fps, runner=runner, force=options.force, engine=engine,
-                  signing=options.signing, progress=progress)
+                  signing=options.signing, crf=options.crf, progress=progress)
     timings["generate"] = time.perf_counter() - step
     timings["total"] = time.perf_counter() - started
     write_sidecar(result, engine)
@@ -295,11 +291,11 @@ def load_photo_frame(face: Path, resize_factor: int = 1) -> np.ndarray | None:
 
 def detect_photo_face(photo: np.ndarray, face: Path, detector: FaceDetector,
                       pads: tuple[int, int, int, int] = DEFAULT_PADS) -> tuple[Box, np.ndarray]:
-    """The padded face box and its 96x96 crop; BadInputError (no face) names the file."""
-    found = detector.detect(photo)
-    if found is None:
+    """The face box (faces.face_box: a given box as is, a detected one padded) and its 96x96
+    crop; BadInputError (no face) names the file."""
+    box = face_box(detector, photo, pads)
+    if box is None:
         raise no_face_error(face, None)
-    box = pad_box(found, pads, photo.shape[1], photo.shape[0])
     return box, crop_face(photo, box)
 
 
@@ -318,7 +314,7 @@ def paste_chunks(mouths: Iterable[np.ndarray], photo: np.ndarray, box: Box,
 
 def encode_frames(batches: Iterable[list[np.ndarray]], result: ClipResult, fps: Fraction, *,
                   runner: CommandRunner, force: bool, engine: EngineFacts,
-                  signing: SigningIdentity | None,
+                  signing: SigningIdentity | None, crf: int = OUTPUT_CRF,
                   progress: ProgressSink | None = None) -> int:
     """Stream the frames into one ffmpeg (narration muxed, synthetic tags), sign the clip's
     C2PA manifest, publish by rename: no clip is ever published unsigned."""
@@ -330,7 +326,7 @@ def encode_frames(batches: Iterable[list[np.ndarray]], result: ClipResult, fps: 
     task = progress.start(f"lipsync {result.face.name}", result.frames, unit="frames")
     with staged_file(result.output, force=force) as staging:
         with runner.open(writer_argv(staging, result.width, result.height, fps, result.audio,
-                                     synthetic_metadata(result.sidecar)),
+                                     synthetic_metadata(result.sidecar), crf=crf),
                          what="ffmpeg clip encode", stdin=True, path=result.output) as stream:
             writer = FrameWriter(stream, result.width, result.height)
             for batch in batches:
@@ -344,7 +340,7 @@ def encode_frames(batches: Iterable[list[np.ndarray]], result: ClipResult, fps: 
 
 def _video_boxes(face: Path, width: int, height: int, detector: FaceDetector,
                  options: LipSyncOptions, runner: CommandRunner, needed: int) -> list[Box]:
-    """The padded box of every frame the clip uses (a decode-only pass: frames are not kept).
+    """The crop box of every frame the clip uses (a decode-only pass: frames are not kept).
 
     A video longer than the narration is cut to `needed` frames before detection, as
     inference.py cuts its frame list to the mel windows: the frames past the end cost nothing
@@ -356,10 +352,10 @@ def _video_boxes(face: Path, width: int, height: int, detector: FaceDetector,
         for index, frame in enumerate(decoded):
             if index >= needed:
                 break
-            found = detector.detect(frame)
+            found = face_box(detector, frame, options.pads)
             if found is None:
                 raise no_face_error(face, index)
-            boxes.append(pad_box(found, options.pads, width, height))
+            boxes.append(found)
     finally:
         decoded.close()  # stops the decoder early
     if not boxes:
