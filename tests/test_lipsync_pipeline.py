@@ -208,7 +208,7 @@ def test_watch_folder_turns_dropped_photos_into_clips(workdir: Path, engine,  # 
             staging = inbox / f".upload-{name}"  # as an uploader would: write, then rename
             shutil.copy(workdir / source, staging)
             staging.rename(inbox / name)
-        worker.join(timeout=60)
+        worker.join(timeout=240)  # generous: a loaded 2-core machine runs this slowly
     finally:
         stop.set()
         worker.join(timeout=10)

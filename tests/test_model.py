@@ -191,9 +191,11 @@ def test_predict_still_runs_face_encoder_once(official_ckpt: Path,
     mels = np.concatenate([reference_mels()] * 2)
     face = reference_faces()[1]
     first = engine.predict_still(mels, face)
-    second = engine.predict_still(mels[:3], face)
+    # Whole batches again: oneDNN may pick another kernel for a batch of 1 on some CPUs, so
+    # bit-identity is asked of the same batch shapes (the cached features are what is tested).
+    second = engine.predict_still(mels[:4], face)
     assert calls == [1]  # 8 frames over 4 batches, then another call: one encoder run
-    assert np.array_equal(first[:3], second)
+    assert np.array_equal(first[:4], second)
 
 
 def test_bf16_psnr_against_fp32(official_ckpt: Path) -> None:

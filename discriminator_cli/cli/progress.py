@@ -53,8 +53,8 @@ class RateColumn(ProgressColumn):
 
 
 class RichProgress:
-    def __init__(self, *, prefix: str = "", enabled: bool = True, counts: bool = False) -> None:
-        """counts: show done/total and a rate for phases that count items (frames, layers)."""
+    def __init__(self, *, prefix: str = "", enabled: bool = True) -> None:
+        """Every bar shows done/total and a rate in its task's unit (ProgressSink.start)."""
         self.prefix = prefix
         self._progress = Progress(TextColumn("{task.description}", markup=False), BarColumn(),
                                   TextColumn("{task.percentage:>3.0f}%"), CountColumn(),

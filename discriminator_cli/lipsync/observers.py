@@ -80,7 +80,8 @@ def observe(model: Wav2Lip, mels: Tensor, faces: Tensor, batch: int = 8, *,
     observers = {name: UnitObserver() for name, module in model.named_modules()
                  if isinstance(module, ConvUnit)}
     modules = dict(model.named_modules())
-    task = progress.start("calibrating int8 (mel windows x 2 passes)", 2 * mels.shape[0])
+    task = progress.start("calibrating int8 (mel windows x 2 passes)", 2 * mels.shape[0],
+                          unit="windows")
     done = 0
     for method in ("see_range", "see_values"):
         hooks = []

@@ -107,7 +107,7 @@ def sensitivities(context: PlanContext, progress: ProgressSink | None = None
     """{unit: output MSE (8-bit scale) with only that unit in int8}."""
     progress = progress or NullProgress()
     names = unit_names(context.model)
-    task = progress.start("int8 sensitivity (layers)", len(names))
+    task = progress.start("int8 sensitivity (layers)", len(names), unit="layers")
     errors = {}
     for done, name in enumerate(names, 1):
         score = context.score({name})
@@ -126,7 +126,7 @@ def search(context: PlanContext, order: list[str], threshold_db: float,
     low, high = 0, len(order)
     best = (0, math.inf)
     steps = max(1, math.ceil(math.log2(len(order) + 1)))
-    task = progress.start("int8 plan search (candidate plans)", steps)
+    task = progress.start("int8 plan search (candidate plans)", steps, unit="plans")
     tried = 0
     while low < high:
         middle = (low + high + 1) // 2
