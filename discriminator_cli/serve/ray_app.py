@@ -13,8 +13,8 @@ Two deployments:
 
 The store keeps one writer (the ingress), so its semantics are the local mode's: a job is
 synced to SQLite before its 202, an interrupted job runs again when the ingress restarts.
-Model replicas hold no state: a lost replica's chunks fail their job (reason given), and Ray
-Serve starts a new replica. Each model replica reads the checkpoint from the same path.
+Model replicas hold no state: a chunk whose replica died is sent again (to a live replica,
+while Ray Serve starts a new one). Each model replica reads the checkpoint from the same path.
 Needs the `ray` extra (`ray[serve]`); the local mode never imports this module (importing it
 imports Ray; the CLI turns a missing Ray into a MissingExtraError).
 """
@@ -42,6 +42,7 @@ APP_NAME = "discriminator"
 # Calls a model replica accepts at once: enough for every viewer's chunks in flight to wait in
 # its batch queue (Ray Serve's default of 5 would cap a batch at 5 chunks).
 MAX_ONGOING_PER_REPLICA = 64
+REPLICA_RETRIES = 3  # sends of one chunk when its replica dies under it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +100,7 @@ class RayModelClient:
         self._lock = threading.Lock()
 
     def submit(self, mels: np.ndarray, face: np.ndarray) -> _RayResult:
-        return _RayResult(self.handle.predict.remote((mels, face)), self)
+        return _RayResult(self, (mels, face))
 
     def record(self, note: BatchNote) -> None:
         with self._lock:
@@ -110,11 +111,25 @@ class RayModelClient:
 
 
 class _RayResult:
-    def __init__(self, response: Any, client: RayModelClient) -> None:
-        self.response, self.client = response, client
+    """One chunk's call. The model step is pure (same chunk, same mouths), so a chunk whose
+    replica died (node lost, process killed) is sent again: Ray Serve routes it to a live
+    replica while it replaces the dead one; the job goes on instead of failing."""
+
+    def __init__(self, client: RayModelClient, chunk: tuple[np.ndarray, np.ndarray]) -> None:
+        self.client, self.chunk = client, chunk
+        self.response = client.handle.predict.remote(chunk)
 
     def result(self, timeout: float | None = None) -> np.ndarray:
-        mouths, note = self.response.result(timeout_s=timeout)
+        from ray.exceptions import RayActorError
+
+        for attempt in range(1, REPLICA_RETRIES + 1):
+            try:
+                mouths, note = self.response.result(timeout_s=timeout)
+                break
+            except RayActorError:
+                if attempt == REPLICA_RETRIES:
+                    raise
+                self.response = self.client.handle.predict.remote(self.chunk)
         self.client.record(note)
         return mouths
 

@@ -5,8 +5,8 @@ Per job a driver thread prepares the face (detect + crop once), sends its mel-wi
 a `ModelClient` two chunks ahead, and pastes + encodes the chunks that come back while the
 model works on the next ones. The local `BatchingModel` gathers the chunks that several drivers
 have waiting into one model call (`engine.predict_groups`): frames of different viewers share a
-batch. `ModelClient` is the seam where another batcher (e.g. a Ray Serve handle whose
-deployment uses `@serve.batch`) would plug in.
+batch. `ModelClient` is the seam where the other batcher plugs in: `ray_app.RayModelClient`,
+a Ray Serve handle to model replicas whose `predict` is a `@serve.batch` handler.
 """
 
 from __future__ import annotations
