@@ -72,3 +72,13 @@ def chunked_package(tmp_path_factory: pytest.TempPathFactory, sample_source: Pat
 def any_package(request: pytest.FixtureRequest) -> Path:
     """Each backend's package in turn."""
     return request.getfixturevalue(f"{request.param}_package")
+
+
+@pytest.fixture(scope="session")
+def serve_assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The serve tests' inputs, made once (the checkpoint alone is 140 MB): see serve_helpers."""
+    pytest.importorskip("torch")
+    pytest.importorskip("skimage")
+    from tests.serve_helpers import make_assets
+
+    return make_assets(tmp_path_factory.mktemp("serve-assets"))

@@ -1,5 +1,9 @@
 """`discriminator serve` in process (FastAPI's TestClient, real workers and model): the API,
-bad input and faults, auth, CORS, expiry, Range, health and metrics, and 100 jobs at once."""
+bad input and faults, auth, CORS, expiry, Range, health and metrics, and 100 jobs at once.
+
+Cheap by construction: one service (one loaded model) for the module, whose engine also makes
+the CLI-path reference clip; jobs use the 2-frame `short` narration unless they need more.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,6 @@ pytestmark = [pytest.mark.serve, pytest.mark.lipsync]
 from fastapi.testclient import TestClient  # noqa: E402
 
 from discriminator_cli.cache import file_sha256  # noqa: E402
-from discriminator_cli.lipsync.engine import load_engine  # noqa: E402
 from discriminator_cli.lipsync.faces import LbpDetector  # noqa: E402
 from discriminator_cli.lipsync.pipeline import lipsync_clip  # noqa: E402
 from discriminator_cli.serve.app import create_app  # noqa: E402
@@ -27,7 +30,6 @@ from discriminator_cli.serve.service import ServiceConfig  # noqa: E402
 from tests.helpers import ffprobe_json  # noqa: E402
 from tests.serve_helpers import (  # noqa: E402
     decoded_frames,
-    make_assets,
     metric,
     one_pixel_png,
     png_bomb,
@@ -42,15 +44,16 @@ MAX_BYTES = 1024 * 1024
 
 
 @pytest.fixture(scope="module")
-def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_assets(tmp_path_factory.mktemp("serve-assets"))
+def assets(serve_assets: dict[str, Path]) -> dict[str, Path]:
+    return serve_assets
 
 
 def _config(assets: dict[str, Path], data_dir: Path, **overrides: object) -> ServiceConfig:
     values: dict[str, object] = dict(
-        checkpoint=assets["checkpoint"], narrations={"intro": assets["narration"]},
+        checkpoint=assets["checkpoint"],
+        narrations={"intro": assets["narration"], "short": assets["short"]},
         data_dir=data_dir, precision="fp32", detector="lbp", max_queue=128, slots=4,
-        batch_size=8, limits=UploadLimits(max_bytes=MAX_BYTES), token=TOKEN, cors_origin=ORIGIN)
+        batch_size=4, limits=UploadLimits(max_bytes=MAX_BYTES), token=TOKEN, cors_origin=ORIGIN)
     values.update(overrides)
     return ServiceConfig(**values)  # type: ignore[arg-type]
 
@@ -67,7 +70,7 @@ def client(assets: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):  
         yield test_client
 
 
-def _submit(client: TestClient, photo: bytes | Path, narration: str = "intro",
+def _submit(client: TestClient, photo: bytes | Path, narration: str = "short",
             name: str = "photo.jpg", box: str | None = None, headers: dict | None = None):  # type: ignore[no-untyped-def]
     content = photo.read_bytes() if isinstance(photo, Path) else photo
     form = {"narration": narration} | ({"box": box} if box else {})
@@ -86,7 +89,7 @@ def _problem(response, status: int) -> dict:  # type: ignore[no-untyped-def]
 def test_a_photo_becomes_the_same_clip_lipsync_makes(client: TestClient,
                                                      assets: dict[str, Path],
                                                      tmp_path: Path) -> None:
-    accepted = _submit(client, assets["astronaut"], name="me.png")
+    accepted = _submit(client, assets["astronaut"], narration="intro", name="me.png")
     assert accepted.status_code == 202, accepted.text
     body = accepted.json()
     assert len(body["id"]) == 22 and body["clip_url"] == f"/v1/clips/{body['id']}.mp4"
@@ -100,9 +103,10 @@ def test_a_photo_becomes_the_same_clip_lipsync_makes(client: TestClient,
     assert sidecar["synthetic"] is True and sidecar["output"]["sha256"] == file_sha256(served)
     assert "SYNTHETIC" in ffprobe_json(served, "-show_format")["format"]["tags"]["comment"]
 
-    # The CLI's own path on the same photo and narration gives the same frames.
+    # The CLI's own path on the same photo and narration gives the same frames (the service's
+    # 7 frames went to the model as two chunks; the CLI's in one call).
     cli = tmp_path / "cli.mp4"
-    engine = load_engine(assets["checkpoint"], precision="fp32")
+    engine = client.app.state.service.workers[0].ctx.model.engine  # type: ignore[attr-defined]
     result = lipsync_clip(engine, assets["astronaut"], assets["narration"], cli, LbpDetector())
     assert list(result.box) == sidecar["inputs"]["face"]["box"]
     assert (decoded_frames(served) == decoded_frames(cli)).all()
@@ -133,7 +137,7 @@ def test_bad_photos_are_refused_by_content(client: TestClient, assets: dict[str,
 def test_unknown_narration_and_bad_box_are_422(client: TestClient,
                                                assets: dict[str, Path]) -> None:
     body = _problem(_submit(client, assets["face"], narration="outro"), 422)
-    assert "intro" in body["detail"]  # names the ones that exist
+    assert "intro, short" in body["detail"]  # names the ones that exist
     _problem(_submit(client, assets["face"], box="1,2,3"), 422)
     _problem(client.post("/v1/clips", data={"narration": "intro"}, headers=AUTH), 422)
 
@@ -186,7 +190,8 @@ def test_bearer_token_and_cors_for_the_configured_origin_only(client: TestClient
     _problem(client.get("/v1/narrations"), 401)
     _problem(client.get("/v1/narrations", headers={"Authorization": "Bearer wrong"}), 401)
     _problem(_submit(client, assets["face"], headers={}), 401)
-    assert client.get("/v1/narrations", headers=AUTH).json() == {"narrations": ["intro"]}
+    assert client.get("/v1/narrations", headers=AUTH).json() == {"narrations": ["intro",
+                                                                                 "short"]}
     assert client.get("/healthz").status_code == 200  # health stays open for probes
 
     allowed = client.get("/v1/narrations", headers={**AUTH, "Origin": ORIGIN})

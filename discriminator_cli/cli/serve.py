@@ -1,4 +1,5 @@
-"""`discriminator serve`: the lip-sync service (one machine; FastAPI + uvicorn)."""
+"""`discriminator serve`: the lip-sync service (one machine with uvicorn, or `--ray`: the same
+app as a Ray Serve application with N model replicas)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from discriminator_cli.lipsync import DetectorName, Device, Precision
 from discriminator_cli.provenance import provenance_imports
 
 DEFAULT_DATA_DIR = Path("serve-data")
+RAY_HINT = "pip install 'discriminator-cli[lipsync,serve,ray]' (on every node)"
 
 
 def register(app: typer.Typer) -> None:
@@ -57,6 +59,14 @@ def serve(
                                                    "identity.")] = None,
     sign_key: Annotated[Path | None, typer.Option(help="The --sign-cert leaf's private key "
                                                   "(PEM).")] = None,
+    ray: Annotated[str | None, typer.Option(metavar="ADDRESS", help="Run on Ray Serve (extra "
+                                            "'ray'): auto = the cluster this machine joined "
+                                            "with `ray start`, local = a new Ray instance "
+                                            "here, or HOST:PORT.")] = None,
+    replicas: Annotated[int, typer.Option(min=1, help="--ray: model replicas across the "
+                                          "cluster.")] = 2,
+    replica_cpus: Annotated[float, typer.Option(min=0.1, help="--ray: Ray CPUs (and torch "
+                                                "threads) per model replica.")] = 1.0,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
@@ -101,6 +111,17 @@ def serve(
         else:
             info(f"ready: {url} (API at {url}/docs); data in {data_dir}", quiet=quiet)
 
+    if ray is not None:
+        try:
+            from discriminator_cli.serve.ray_app import RayPlan, run_ray
+        except ImportError as exc:
+            raise MissingExtraError(f"discriminator serve --ray needs Ray Serve ({exc.name} is "
+                                    "not installed)", hint=RAY_HINT) from exc
+        if not (quiet or json_output):
+            info(f"starting {url} on Ray ({ray}): {replicas} model replica(s) of "
+                 f"{replica_cpus:g} CPU, narrations {', '.join(sorted(config.narrations))}")
+        run_ray(config, RayPlan(replicas, replica_cpus), ray, host, port, on_ready=on_ready)
+        return
     if not (quiet or json_output):
         info(f"starting {url}: {config.workers} worker(s), narrations "
              f"{', '.join(sorted(config.narrations))}; loading the model")

@@ -8,6 +8,7 @@ directory: a second one would hand the same queued job out twice).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import math
 import os
@@ -31,6 +32,7 @@ from discriminator_cli.serve.worker import (
     ClipResult,
     ModelClient,
     Narration,
+    ProgressBoard,
     Worker,
     clip_files,
     failure_reason,
@@ -89,6 +91,7 @@ class Service:
         self._lock_file = _exclusive_lock(data / "service.lock")
         self.store = JobStore(data / "jobs.sqlite")
         self.wake = threading.Event()
+        self.progress = ProgressBoard()
         self.workers: list[Worker] = []
         self.ready = False
         self._stop = threading.Event()
@@ -103,7 +106,8 @@ class Service:
         for client in clients:
             ctx = ClipContext(self.store, client, self.narrations, self.uploads, self.clips,
                               self.detector, detector_lock, self.config.batch_size,
-                              self.config.max_side, self.metrics, self.config.signing)
+                              self.config.max_side, self.metrics, self.progress,
+                              self.config.signing)
             worker = Worker(ctx, self.config.slots, self.wake, self._job_ended)
             worker.start()
             self.workers.append(worker)
@@ -163,7 +167,11 @@ class Service:
         return self.store.get(job_id)
 
     def get(self, job_id: str) -> Job | None:
-        return self.store.get(job_id) if valid_id(job_id) else None
+        job = self.store.get(job_id) if valid_id(job_id) else None
+        if job is None or job.state != "running":
+            return job
+        done, frames = self.progress.get(job_id) or (0, job.frames)
+        return dataclasses.replace(job, progress=done, frames=frames)
 
     def files(self, job_id: str) -> tuple[Path, Path] | None:
         """The published clip and sidecar of a done job, else None."""
@@ -192,6 +200,7 @@ class Service:
         return max(1, min(600, math.ceil(mean * max(1, waiting) / parallel)))
 
     def _job_ended(self, job: Job, result: ClipResult | None, exc: BaseException | None) -> None:
+        self.progress.clear(job.id)
         if exc is None and result is not None and self.store.finish(job.id, result.frames):
             self.metrics.count("done")
             self.metrics.job_latency(time.time() - job.submitted)

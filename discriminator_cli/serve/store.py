@@ -4,6 +4,10 @@ States: queued -> running -> done | failed. A job is written (and synced: WAL wi
 synchronous=FULL) before its 202 goes out, so an accepted job survives a crash or SIGKILL;
 at start a job left `running` by a dead process goes back to `queued`, in its old place.
 `claim` hands each queued job to exactly one worker (the UPDATE is guarded by the state).
+
+Only state changes are written here. A running job's progress is not: it lives in memory
+(`worker.ProgressBoard`), because an interrupted job starts again from frame 0 and so its
+progress never has to survive a crash; writing it here cost one synced transaction per chunk.
 """
 
 from __future__ import annotations
@@ -30,12 +34,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     started REAL,
     finished REAL,
     frames INTEGER,
-    progress INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
     error TEXT
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, seq);
 """
+_COLUMNS = ("id, seq, state, narration, photo, box, submitted, started, finished, frames, "
+            "attempts, error")
 
 
 @dataclass(frozen=True)
@@ -50,10 +55,10 @@ class Job:
     started: float | None
     finished: float | None
     frames: int | None
-    progress: int
     attempts: int
     error: str | None
     position: int | None = None  # 1-based place in the queue (queued jobs only)
+    progress: int = 0            # frames made so far (running jobs; from memory, not the table)
 
 
 class JobStore:
@@ -105,7 +110,7 @@ class JobStore:
                              "LIMIT 1").fetchone()
             if row is None:
                 return None
-            db.execute("UPDATE jobs SET state = 'running', started = ?, progress = 0, "
+            db.execute("UPDATE jobs SET state = 'running', started = ?, "
                        "attempts = attempts + 1 WHERE id = ? AND state = 'queued'",
                        (time.time(), row["id"]))
             return self._get(db, row["id"])
@@ -115,11 +120,6 @@ class JobStore:
             cursor = db.execute("UPDATE jobs SET state = 'running', started = ? WHERE id = ? "
                                 "AND state = 'queued'", (time.time(), job_id))
             return cursor.rowcount == 1
-
-    def set_progress(self, job_id: str, done: int, frames: int) -> None:
-        with self._transaction() as db:
-            db.execute("UPDATE jobs SET progress = ?, frames = ? WHERE id = ? AND "
-                       "state = 'running'", (done, frames, job_id))
 
     def finish(self, job_id: str, frames: int) -> bool:
         return self._end(job_id, "done", frames=frames, error=None)
@@ -131,16 +131,15 @@ class JobStore:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE jobs SET state = ?, finished = ?, error = ?, "
-                "frames = COALESCE(?, frames), progress = COALESCE(?, progress) "
-                "WHERE id = ? AND state = 'running'",
-                (state, time.time(), error, frames, frames, job_id))
+                "frames = COALESCE(?, frames) WHERE id = ? AND state = 'running'",
+                (state, time.time(), error, frames, job_id))
             return cursor.rowcount == 1
 
     def requeue_interrupted(self) -> list[str]:
         """Jobs a dead process left `running` wait again, keeping their place in the queue."""
         with self._transaction() as db:
             ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE state = 'running'")]
-            db.execute("UPDATE jobs SET state = 'queued', progress = 0 WHERE state = 'running'")
+            db.execute("UPDATE jobs SET state = 'queued' WHERE state = 'running'")
         return ids
 
     def delete(self, job_id: str) -> Job | None:
@@ -156,7 +155,7 @@ class JobStore:
             return self._get(self._db, job_id)
 
     def _get(self, db: sqlite3.Connection, job_id: str) -> Job | None:
-        row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             return None
         position = None

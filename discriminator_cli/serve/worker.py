@@ -5,8 +5,8 @@ Per job a driver thread prepares the face (detect + crop once), sends its mel-wi
 a `ModelClient` two chunks ahead, and pastes + encodes the chunks that come back while the
 model works on the next ones. The local `BatchingModel` gathers the chunks that several drivers
 have waiting into one model call (`engine.predict_groups`): frames of different viewers share a
-batch. `ModelClient` is the seam where another batcher (e.g. a Ray Serve handle whose
-deployment uses `@serve.batch`) would plug in.
+batch. `ModelClient` is the seam where the other batcher plugs in: `ray_app.RayModelClient`,
+a Ray Serve handle to model replicas whose `predict` is a `@serve.batch` handler.
 """
 
 from __future__ import annotations
@@ -129,6 +129,26 @@ class BatchingModel:
                 request.future.set_result(result)
 
 
+class ProgressBoard:
+    """Frames made so far by each running job: in memory only (see `store`'s docstring)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._done: dict[str, tuple[int, int]] = {}
+
+    def set(self, job_id: str, done: int, frames: int) -> None:
+        with self._lock:
+            self._done[job_id] = (done, frames)
+
+    def get(self, job_id: str) -> tuple[int, int] | None:
+        with self._lock:
+            return self._done.get(job_id)
+
+    def clear(self, job_id: str) -> None:
+        with self._lock:
+            self._done.pop(job_id, None)
+
+
 @dataclass(frozen=True)
 class Narration:
     name: str
@@ -153,6 +173,7 @@ class ClipContext:
     chunk_frames: int
     max_side: int
     metrics: Metrics
+    progress: ProgressBoard
     signing: SigningIdentity | None = None   # None: provenance.identity.resolve_identity()
 
 
@@ -184,7 +205,7 @@ def make_clip(job: Job, ctx: ClipContext) -> ClipResult:
                         fps=PHOTO_FPS, width=width, height=height, box=box,
                         precision=ctx.model.info.precision, detector=detector.name,
                         mel_cache_hit=True)
-    ctx.store.set_progress(job.id, 0, narration.frames)
+    ctx.progress.set(job.id, 0, narration.frames)
     mouths = _ahead(ctx.model, face96, mel_chunks(narration.mel, PHOTO_FPS, narration.frames,
                                                    ctx.chunk_frames))
     batches = _watched(paste_chunks(mouths, photo, box, Paster(blend=False)), job, ctx,
@@ -212,14 +233,14 @@ def _ahead(model: ModelClient, face: np.ndarray,
 
 def _watched(batches: Iterator[list[np.ndarray]], job: Job, ctx: ClipContext,
              frames: int) -> Iterator[list[np.ndarray]]:
-    """Progress into the store after each chunk; stop when the job was deleted."""
+    """Progress onto the board after each chunk; stop when the job was deleted."""
     done = 0
     for batch in batches:
         yield batch
         done += len(batch)
         if ctx.store.get(job.id) is None:
             raise Cancelled(job.id)
-        ctx.store.set_progress(job.id, done, frames)
+        ctx.progress.set(job.id, done, frames)
 
 
 def failure_reason(exc: BaseException) -> str:
