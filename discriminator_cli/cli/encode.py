@@ -20,6 +20,7 @@ from discriminator_cli.cli.output import (
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.encode import EncodeOptions, EncodeResult, encode_many, plan_sources
 from discriminator_cli.encode.job import EngineName
+from discriminator_cli.encode.overlay import HLS_NOTE
 from discriminator_cli.encode.packaging import PackagerName
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.errors import BadInputError
@@ -160,6 +161,12 @@ def _editor_lines(result: EncodeResult) -> list[str]:
     if result.caption_languages:
         lines.append(f"captions: {', '.join(result.caption_languages)} (DASH sidecar WebVTT, "
                      "HLS segmented WebVTT)")
+    if result.overlay:
+        o = result.overlay
+        lines.append(f"overlay: {o.mpd} (DASH on-demand WebM, VP9 with alpha, a keyframe every "
+                     f"{o.keyframe_interval} frames); progressive WebM per rung: "
+                     f"{', '.join(o.progressive)}")
+        lines.append(f"HLS: none written. {HLS_NOTE}")
     if result.poster:
         p = result.poster
         lines.append(f"poster: {p.path.name} ({p.width}x{p.height}, frame at {p.time:.2f} s)")

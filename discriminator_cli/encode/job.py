@@ -20,9 +20,11 @@ from discriminator_cli import cache
 from discriminator_cli.encode import editors
 from discriminator_cli.encode.chunks import DEFAULT_CHUNK_SECONDS
 from discriminator_cli.encode.engine import EncodeContext, RungEncoder, make_encoder
+from discriminator_cli.encode.image_sequence import is_sequence
 from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
 from discriminator_cli.encode.loudness import LoudnessReport
 from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
+from discriminator_cli.encode.overlay import OverlaySummary, encode_overlay
 from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
 from discriminator_cli.encode.poster import Poster
 from discriminator_cli.encode.presets import Preset
@@ -111,6 +113,7 @@ class EncodeResult:
     poster: Poster | None = None
     loudness: list[LoudnessReport] = field(default_factory=list)
     caption_languages: list[str] = field(default_factory=list)
+    overlay: OverlaySummary | None = None        # the overlay preset's WebM package
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
@@ -121,16 +124,20 @@ class EncodeResult:
                 "files": self.files, "validation": self.validation,
                 "poster": self.poster.as_dict() if self.poster else None,
                 "loudness": [r.as_dict() for r in self.loudness],
-                "caption_languages": self.caption_languages}
+                "caption_languages": self.caption_languages,
+                "overlay": self.overlay.as_dict() if self.overlay else None}
 
 
 def find_sources(paths: list[Path]) -> list[Path]:
-    """Files as given; folders expand to the videos inside them (not recursive)."""
+    """Files as given; folders expand to the videos inside them (not recursive). A folder of
+    PNG frames (and no videos) is one source, a PNG sequence for the overlay preset."""
     sources: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir()
                            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found and is_sequence(path):
+                found = [path]
             if not found:
                 raise BadInputError("folder holds no video files", path=path,
                                     hint=f"put {', '.join(VIDEO_EXTENSIONS)} files there")
@@ -209,6 +216,12 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
     encoder = encoder or make_encoder(options)
     progress = progress or NullProgress()
     timer = StageTimer()
+    if options.preset.is_overlay:
+        return encode_overlay(source_path, options, runner=runner, progress=progress,
+                              timer=timer)
+    if is_sequence(source_path):
+        raise BadInputError("a PNG sequence is an overlay source", path=source_path,
+                            hint="encode it with --preset overlay (VP9 with alpha)")
     if not runner.dry_run:
         # Before any work: an encode that cannot be published is an hour lost.
         check_output_free(options.out_dir, force=options.force)
