@@ -15,6 +15,7 @@ import pytest
 
 from discriminator_cli.preview.players import find_chromium, find_node, find_node_modules
 from discriminator_cli.preview.server import PreviewServer
+from discriminator_cli.tools import find_bento4
 from tests.editors_media import encode_json, tiny_source
 from tests.test_overlay import PRESET, alpha_source
 
@@ -57,14 +58,19 @@ def drive(package: Path, job: dict[str, Any]) -> dict[str, Any]:
     return output
 
 
-@pytest.fixture(scope="module")
-def caption_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("captions-browser")
+@pytest.fixture(scope="module", params=["shaka", pytest.param("bento4", marks=pytest.mark.bento4)])
+def caption_package(request: pytest.FixtureRequest,
+                    tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 6 s package with English (WebVTT) and French (SRT) captions, by each packager."""
+    if request.param == "bento4" and find_bento4() is None:
+        pytest.skip("Bento4 not installed")
+    root = tmp_path_factory.mktemp(f"captions-browser-{request.param}")
     source = tiny_source(root / "clip.mov", seconds=6.0, size="320x180")
     (root / "en.vtt").write_text(VTT_EN)
     (root / "fr.srt").write_text(SRT_FR)
-    encode_json(str(source), "--preset", "small", "-o", str(root / "pkg"),
-                "--subtitles", f"eng={root / 'en.vtt'}", "--subtitles", f"fra={root / 'fr.srt'}")
+    encode_json(str(source), "--preset", "small", "-o", str(root / "pkg"), "--packager",
+                request.param, "--subtitles", f"eng={root / 'en.vtt'}",
+                "--subtitles", f"fra={root / 'fr.srt'}")
     return root / "pkg"
 
 
