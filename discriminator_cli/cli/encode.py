@@ -159,8 +159,12 @@ def _editor_lines(result: EncodeResult) -> list[str]:
                      f"{report.target_lufs:g} LUFS, ceiling {report.true_peak_ceiling:g} "
                      f"dBTP, {report.mode})")
     if result.caption_languages:
+        extracted = [lang for lang in result.caption_languages
+                     if result.caption_files.get(lang) == result.source.path]
+        origin = f"; {', '.join(extracted)} from the source's subtitle streams" \
+            if extracted else ""
         lines.append(f"captions: {', '.join(result.caption_languages)} (DASH sidecar WebVTT, "
-                     "HLS segmented WebVTT)")
+                     f"HLS segmented WebVTT{origin})")
     if result.overlay:
         o = result.overlay
         lines.append(f"overlay: {o.mpd} (DASH on-demand WebM, VP9 with alpha, a keyframe every "

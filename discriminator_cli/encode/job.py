@@ -113,6 +113,7 @@ class EncodeResult:
     poster: Poster | None = None
     loudness: list[LoudnessReport] = field(default_factory=list)
     caption_languages: list[str] = field(default_factory=list)
+    caption_files: dict[str, str] = field(default_factory=dict)  # language -> where it came from
     overlay: OverlaySummary | None = None        # the overlay preset's WebM package
 
     def as_dict(self) -> dict[str, Any]:
@@ -125,6 +126,7 @@ class EncodeResult:
                 "poster": self.poster.as_dict() if self.poster else None,
                 "loudness": [r.as_dict() for r in self.loudness],
                 "caption_languages": self.caption_languages,
+                "caption_files": self.caption_files,
                 "overlay": self.overlay.as_dict() if self.overlay else None}
 
 
@@ -233,9 +235,9 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                                 hint="use a preset with smaller rungs")
         warnings = _source_warnings(source, plan)
         audio_tracks = _audio_plan(source, options, runner, warnings)
-        captions = editors.load_caption_step(options, source)
         backend = resolve_backend(options.packager)
         ffmpeg = ffmpeg_path()
+        captions = editors.load_caption_step(options, source, ffmpeg, runner, warnings)
         require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
                                              "filter:scale"], runner)
     root = cache.cache_root(options.cache_dir)
@@ -310,7 +312,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                         rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
                         warnings=warnings, timings=timer.timings, files=files,
                         dry_run=runner.dry_run, validation=validation, poster=poster,
-                        loudness=loudness, caption_languages=[c.language for c in captions])
+                        loudness=loudness, caption_languages=[c.language for c in captions],
+                        caption_files={c.language: str(c.source) for c in captions})
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:
