@@ -170,7 +170,7 @@ def _editor_lines(result: EncodeResult) -> list[str]:
         lines.append(f"overlay: {o.mpd} (DASH on-demand WebM, VP9 with alpha, a keyframe every "
                      f"{o.keyframe_interval} frames); progressive WebM per rung: "
                      f"{', '.join(o.progressive)}")
-        lines.append(f"HLS: none written. {HLS_NOTE}")
+        lines.append(f"no HLS: {HLS_NOTE}")
     if result.poster:
         p = result.poster
         lines.append(f"poster: {p.path.name} ({p.width}x{p.height}, frame at {p.time:.2f} s)")

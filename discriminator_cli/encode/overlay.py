@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from discriminator_cli import cache
+from discriminator_cli.bitrate import average_bitrate, peak_bitrate
 from discriminator_cli.encode.image_sequence import (
     check_frames,
     ingest_sequence,
@@ -39,14 +40,14 @@ from discriminator_cli.progress import ProgressSink
 from discriminator_cli.publish import STAGING_PREFIX, atomic_write_text, staged_directory
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, require_ffmpeg_capabilities
-from discriminator_cli.webm import read_layout
+from discriminator_cli.webm import WebmLayout, cue_segments, read_layout
 
 if TYPE_CHECKING:
     from discriminator_cli.encode.job import EncodeOptions, EncodeResult, StageTimer
 
-HLS_NOTE = ("no HLS: hls.js, shaka-player and dash.js have no VP9-with-alpha path over HLS "
-            "(HLS carries fMP4 or TS, and VP9 in MP4 has no alpha); serve stream.mpd to DASH "
-            "players or a progressive overlay_*.webm to a plain <video>")
+HLS_NOTE = ("hls.js, shaka-player and dash.js have no VP9-with-alpha path over HLS (HLS "
+            "carries fMP4 or TS, and VP9 in MP4 has no alpha); serve stream.mpd to DASH players "
+            "or a progressive overlay_*.webm to a plain <video>")
 # ffprobe pix_fmt names with an alpha plane: yuva420p, yuva444p12le, gbrap10le, rgba, argb,
 # bgra, abgr, rgba64le, bgra64be, ya8, ya16le, ...
 _ALPHA_PIX_FMT = re.compile(r"^(yuva|gbrap|ya\d|rgba|bgra|argb|abgr)")
@@ -199,10 +200,14 @@ def encode_overlay(source_path: Path, options: EncodeOptions, *, runner: Command
                 for job in jobs:
                     target = staging / rung_file(job.rung.name)
                     shutil.move(job.output, target)
+                    layout = read_layout(target)
+                    measured = _with_alpha_bytes(measurements[job.rung.name], layout,
+                                                 plan.segment_seconds)
+                    measurements[job.rung.name] = measured
                     reps.append(WebmRepresentation(
-                        f"video_{job.rung.name}", target.name, read_layout(target),
+                        f"video_{job.rung.name}", target.name, layout,
                         vp9_codecs(job.rung.width, job.rung.height, float(plan.frame_rate),
-                                   measurements[job.rung.name].peak_bitrate),
+                                   measured.peak_bitrate),
                         job.rung.width, job.rung.height))
                 atomic_write_text(staging / MPD_NAME, write_webm_mpd(
                     reps, plan.frame_rate, media.duration, plan.segment_seconds))
@@ -220,6 +225,17 @@ def encode_overlay(source_path: Path, options: EncodeOptions, *, runner: Command
                         audio_languages=[], warnings=warnings, timings=timer.timings,
                         files=files, dry_run=False, validation=validation, poster=poster,
                         overlay=summary)
+
+
+def _with_alpha_bytes(measurement: StreamMeasurement, layout: WebmLayout,
+                      segment_seconds: float) -> StreamMeasurement:
+    """Bitrates from the WebM's clusters: ffprobe's packet sizes leave out the alpha plane
+    (it rides in BlockAdditional, beside the packet), which would understate every rate."""
+    segments = cue_segments(layout)
+    total = sum(s.size for s in segments)
+    return replace(measurement, bytes=total,
+                   average_bitrate=round(average_bitrate(segments)),
+                   peak_bitrate=round(peak_bitrate(segments, segment_seconds)))
 
 
 def _poster_seconds(options: EncodeOptions) -> float:
