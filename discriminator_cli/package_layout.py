@@ -15,6 +15,7 @@ from discriminator_cli.bitrate import Segment
 
 MPD_NAME = "stream.mpd"
 HLS_MASTER_NAME = "master.m3u8"
+POSTER_NAME = "poster.jpg"
 DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 
 _DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"

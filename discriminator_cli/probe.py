@@ -29,6 +29,14 @@ class AudioStream:
 
 
 @dataclass(frozen=True)
+class SubtitleStream:
+    index: int              # absolute stream index in the file
+    subtitle_index: int     # index among the subtitle streams (ffmpeg's 0:s:N)
+    codec: str              # mov_text, subrip, webvtt, hdmv_pgs_subtitle, ...
+    language: str | None
+
+
+@dataclass(frozen=True)
 class SourceInfo:
     path: str
     size_bytes: int
@@ -44,6 +52,7 @@ class SourceInfo:
     pix_fmt: str
     frame_count: int | None
     audio: tuple[AudioStream, ...] = field(default_factory=tuple)
+    subtitles: tuple[SubtitleStream, ...] = field(default_factory=tuple)
 
     @property
     def fps(self) -> float:
@@ -143,12 +152,18 @@ def probe_source(path: Path, runner: CommandRunner | None = None) -> SourceInfo:
             channels=int(stream.get("channels") or 0),
             sample_rate=int(stream.get("sample_rate") or 0),
             language=language if language and language != "und" else None))
+    subtitle_streams = []
+    for n, stream in enumerate(s for s in streams if s.get("codec_type") == "subtitle"):
+        language = stream.get("tags", {}).get("language")
+        subtitle_streams.append(SubtitleStream(
+            index=int(stream["index"]), subtitle_index=n, codec=stream.get("codec_name", "?"),
+            language=language if language and language != "und" else None))
     return SourceInfo(path=str(path), size_bytes=size, duration=duration, width=display_w,
                       height=display_h, coded_width=coded_w, coded_height=coded_h,
                       rotation=rotation, frame_rate=rate, variable_frame_rate=variable,
                       video_codec=video.get("codec_name", "?"),
                       pix_fmt=video.get("pix_fmt", "?"), frame_count=frame_count,
-                      audio=tuple(audio_streams))
+                      audio=tuple(audio_streams), subtitles=tuple(subtitle_streams))
 
 
 def probe_audio_file(path: Path, runner: CommandRunner | None = None) -> AudioStream:

@@ -75,3 +75,17 @@ def test_dry_run_prints_the_poster_argv(source: Path, tmp_path: Path) -> None:
     line = next(x for x in done.stdout.splitlines() if "poster.jpg" in x)
     assert "-ss 2.000" in line and f"file:{source}" in line and "-vframes 1" in line
     assert not (tmp_path / "pkg").exists()
+
+
+def test_preview_page_uses_the_poster(tmp_path: Path) -> None:
+    """The preview server names poster.jpg in config.json (the page sets <video poster>) only
+    when the package has one."""
+    from discriminator_cli.preview.server import PreviewServer
+
+    (tmp_path / "stream.mpd").write_text("<MPD/>")
+    with PreviewServer(tmp_path, None, port=0) as server:
+        assert server.httpd.config()["poster"] is None
+        (tmp_path / "poster.jpg").write_bytes(b"\xff\xd8\xff")
+        assert server.httpd.config()["poster"] == "/media/poster.jpg"
+    page = Path(__file__).parents[1] / "discriminator_cli" / "preview" / "page" / "app.js"
+    assert "video.poster = config.poster" in page.read_text()

@@ -20,6 +20,7 @@ from discriminator_cli.cli.output import (
 from discriminator_cli.cli.progress import RichProgress
 from discriminator_cli.encode import EncodeOptions, EncodeResult, encode_many, plan_sources
 from discriminator_cli.encode.job import EngineName
+from discriminator_cli.encode.overlay import HLS_NOTE
 from discriminator_cli.encode.packaging import PackagerName
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.errors import BadInputError
@@ -158,8 +159,18 @@ def _editor_lines(result: EncodeResult) -> list[str]:
                      f"{report.target_lufs:g} LUFS, ceiling {report.true_peak_ceiling:g} "
                      f"dBTP, {report.mode})")
     if result.caption_languages:
+        extracted = [lang for lang in result.caption_languages
+                     if result.caption_files.get(lang) == result.source.path]
+        origin = f"; {', '.join(extracted)} from the source's subtitle streams" \
+            if extracted else ""
         lines.append(f"captions: {', '.join(result.caption_languages)} (DASH sidecar WebVTT, "
-                     "HLS segmented WebVTT)")
+                     f"HLS segmented WebVTT{origin})")
+    if result.overlay:
+        o = result.overlay
+        lines.append(f"overlay: {o.mpd} (DASH on-demand WebM, VP9 with alpha, a keyframe every "
+                     f"{o.keyframe_interval} frames); progressive WebM per rung: "
+                     f"{', '.join(o.progressive)}")
+        lines.append(f"no HLS: {HLS_NOTE}")
     if result.poster:
         p = result.poster
         lines.append(f"poster: {p.path.name} ({p.width}x{p.height}, frame at {p.time:.2f} s)")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from discriminator_cli.batch import BatchOutcome, Failure, require_unique_stems
 from discriminator_cli.encode.engine import make_encoder
+from discriminator_cli.encode.image_sequence import is_sequence, sequence_name
 from discriminator_cli.encode.job import EncodeOptions, EncodeResult, encode_source, find_sources
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.progress import NullProgress, ProgressSink
@@ -22,7 +23,8 @@ def plan_sources(paths: list[Path], *, out: Path | None, media_root: Path) -> di
         raise BadInputError("--out names one package but several sources were given",
                             hint="drop --out (each source goes to media/NAME) or pass one source")
     require_unique_stems(sources, what="sources", named="media/NAME")
-    return {source: out or media_root / source.stem for source in sources}
+    return {source: out or media_root / (sequence_name(source) if is_sequence(source)
+                                         else source.stem) for source in sources}
 
 
 def encode_many(outputs: dict[Path, Path], options: EncodeOptions, *, jobs: int = 1,

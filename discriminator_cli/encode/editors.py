@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from discriminator_cli.encode.captions import CaptionTrack, load_captions, to_webvtt
+from discriminator_cli.encode.captions_source import source_captions
 from discriminator_cli.encode.ladder import LadderPlan
 from discriminator_cli.encode.loudness import (
     LoudnessPlan,
@@ -133,8 +134,10 @@ def finish_loudness_step(source: SourceInfo, plan: LadderPlan, options: EncodeOp
 
 # --- captions -----------------------------------------------------------------------------
 
-def load_caption_step(options: EncodeOptions, source: SourceInfo) -> list[CaptionTrack]:
-    """Every --subtitles file read and checked before any encoding starts."""
+def load_caption_step(options: EncodeOptions, source: SourceInfo, ffmpeg: str,
+                      runner: CommandRunner, warnings: list[str]) -> list[CaptionTrack]:
+    """Every --subtitles file read and checked before any encoding starts, then the source's
+    own text subtitle streams for the languages no file gives."""
     tracks = [load_captions(language, path, source.duration)
               for language, path in options.subtitles]
     languages = [t.language for t in tracks]
@@ -142,7 +145,7 @@ def load_caption_step(options: EncodeOptions, source: SourceInfo) -> list[Captio
     if duplicates:
         raise BadInputError(f"two caption files in {', '.join(duplicates)}",
                             hint="give each --subtitles its own language")
-    return tracks
+    return tracks + source_captions(source, set(languages), ffmpeg, runner, warnings)
 
 
 def caption_inputs(tracks: list[CaptionTrack], work: Path, *,

@@ -20,9 +20,11 @@ from discriminator_cli import cache
 from discriminator_cli.encode import editors
 from discriminator_cli.encode.chunks import DEFAULT_CHUNK_SECONDS
 from discriminator_cli.encode.engine import EncodeContext, RungEncoder, make_encoder
+from discriminator_cli.encode.image_sequence import is_sequence
 from discriminator_cli.encode.ladder import LadderPlan, plan_ladder
 from discriminator_cli.encode.loudness import LoudnessReport
 from discriminator_cli.encode.measure import StreamMeasurement, measure_stream
+from discriminator_cli.encode.overlay import OverlaySummary, encode_overlay
 from discriminator_cli.encode.packaging import PackageInput, package, resolve_backend
 from discriminator_cli.encode.poster import Poster
 from discriminator_cli.encode.presets import Preset
@@ -111,6 +113,8 @@ class EncodeResult:
     poster: Poster | None = None
     loudness: list[LoudnessReport] = field(default_factory=list)
     caption_languages: list[str] = field(default_factory=list)
+    caption_files: dict[str, str] = field(default_factory=dict)  # language -> where it came from
+    overlay: OverlaySummary | None = None        # the overlay preset's WebM package
 
     def as_dict(self) -> dict[str, Any]:
         return {"source": self.source.as_dict(), "out_dir": str(self.out_dir),
@@ -121,16 +125,21 @@ class EncodeResult:
                 "files": self.files, "validation": self.validation,
                 "poster": self.poster.as_dict() if self.poster else None,
                 "loudness": [r.as_dict() for r in self.loudness],
-                "caption_languages": self.caption_languages}
+                "caption_languages": self.caption_languages,
+                "caption_files": self.caption_files,
+                "overlay": self.overlay.as_dict() if self.overlay else None}
 
 
 def find_sources(paths: list[Path]) -> list[Path]:
-    """Files as given; folders expand to the videos inside them (not recursive)."""
+    """Files as given; folders expand to the videos inside them (not recursive). A folder of
+    PNG frames (and no videos) is one source, a PNG sequence for the overlay preset."""
     sources: list[Path] = []
     for path in paths:
         if path.is_dir():
             found = sorted(p for p in path.iterdir()
                            if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not found and is_sequence(path):
+                found = [path]
             if not found:
                 raise BadInputError("folder holds no video files", path=path,
                                     hint=f"put {', '.join(VIDEO_EXTENSIONS)} files there")
@@ -209,6 +218,12 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
     encoder = encoder or make_encoder(options)
     progress = progress or NullProgress()
     timer = StageTimer()
+    if options.preset.is_overlay:
+        return encode_overlay(source_path, options, runner=runner, progress=progress,
+                              timer=timer)
+    if is_sequence(source_path):
+        raise BadInputError("a PNG sequence is an overlay source", path=source_path,
+                            hint="encode it with --preset overlay (VP9 with alpha)")
     if not runner.dry_run:
         # Before any work: an encode that cannot be published is an hour lost.
         check_output_free(options.out_dir, force=options.force)
@@ -220,9 +235,9 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                                 hint="use a preset with smaller rungs")
         warnings = _source_warnings(source, plan)
         audio_tracks = _audio_plan(source, options, runner, warnings)
-        captions = editors.load_caption_step(options, source)
         backend = resolve_backend(options.packager)
         ffmpeg = ffmpeg_path()
+        captions = editors.load_caption_step(options, source, ffmpeg, runner, warnings)
         require_ffmpeg_capabilities(ffmpeg, ["encoder:libx264", "encoder:aac", "filter:split",
                                              "filter:scale"], runner)
     root = cache.cache_root(options.cache_dir)
@@ -297,7 +312,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
                         rungs=rung_results, audio_languages=[t[0] for t in audio_tracks],
                         warnings=warnings, timings=timer.timings, files=files,
                         dry_run=runner.dry_run, validation=validation, poster=poster,
-                        loudness=loudness, caption_languages=[c.language for c in captions])
+                        loudness=loudness, caption_languages=[c.language for c in captions],
+                        caption_files={c.language: str(c.source) for c in captions})
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:

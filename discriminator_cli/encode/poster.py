@@ -9,11 +9,11 @@ from typing import Any
 
 import ffmpeg
 
+from discriminator_cli.package_layout import POSTER_NAME
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import file_arg
 
-POSTER_NAME = "poster.jpg"
 JPEG_QUALITY = 3  # ffmpeg's mjpeg qscale: 2 (best) .. 31; 3 keeps a 1080p poster ~200 kB
 
 

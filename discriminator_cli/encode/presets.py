@@ -20,9 +20,13 @@ X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium"
                 "slower", "veryslow", "placebo")
 H264_PROFILES = ("baseline", "main", "high")
 H264_LEVELS = ("3.0", "3.1", "3.2", "4.0", "4.1", "4.2", "5.0", "5.1", "5.2")
-PIX_FMTS = ("yuv420p",)
 NAL_HRD = ("none", "vbr", "cbr")
-VIDEO_ENCODERS = ("libx264",)
+VIDEO_ENCODERS = ("libx264", "libvpx-vp9")
+VP9 = "libvpx-vp9"
+# yuva420p: libvpx encodes the alpha plane as a second VP9 stream (WebM BlockAdditional).
+PIX_FMTS = {"libx264": ("yuv420p",), VP9: ("yuva420p",)}
+X264_ONLY_KEYS = ("x264_preset", "profile", "level", "scenecut", "nal_hrd")
+VP9_DEADLINES = ("good", "best")
 LOUDNESS_RANGE = (-70.0, -5.0)      # LUFS loudnorm accepts
 TRUE_PEAK_RANGE = (-9.0, 0.0)       # dBTP loudnorm accepts
 AUDIO_ENCODERS = ("aac",)
@@ -46,6 +50,9 @@ def parse_bitrate(text: str | int) -> int:
 
 @dataclass(frozen=True)
 class VideoSettings:
+    """The video encoder's settings. x264_preset, profile and level are empty and nal_hrd is
+    'none' for libvpx-vp9 (its knobs are in Vp9Settings)."""
+
     encoder: str
     x264_preset: str
     profile: str
@@ -55,6 +62,15 @@ class VideoSettings:
     scenecut: bool
     nal_hrd: str
     two_pass: bool
+
+
+@dataclass(frozen=True)
+class Vp9Settings:
+    """The overlay presets' VP9 knobs (the [vp9] table)."""
+
+    deadline: str           # libvpx quality/speed mode: good or best
+    cpu_used: int           # 0 (slowest, best) .. 5 (fastest) within the deadline
+    image_frame_rate: int   # frames per second of a PNG sequence (images carry no timing)
 
 
 @dataclass(frozen=True)
@@ -105,6 +121,12 @@ class Preset:
     rungs: tuple[RungSpec, ...]
     poster: PosterSettings = PosterSettings(time_seconds=DEFAULT_POSTER_SECONDS)
     loudness: LoudnessSettings | None = None
+    vp9: Vp9Settings | None = None     # set exactly when video.encoder is libvpx-vp9
+
+    @property
+    def is_overlay(self) -> bool:
+        """VP9 with alpha to a WebM DASH package (encode/overlay.py), not the x264 ladder."""
+        return self.video.encoder == VP9
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,10 +206,12 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
     for key in ("video", "audio", "packaging", "poster"):
         tables[key] = _Checker(source, top.get(key, dict, default={}), key)
     raw_loudness = top.get("loudness", dict, default=None)
+    raw_vp9 = top.get("vp9", dict, default=None)
     raw_rungs = top.get("rungs", list)
     top.finish()
 
     video = _video_settings(tables["video"])
+    vp9 = _vp9_settings(top, video, raw_vp9, raw_loudness, tables["audio"].table)
     a = tables["audio"]
     audio = AudioSettings(
         encoder=a.get("encoder", str, default="aac", choices=AUDIO_ENCODERS),
@@ -238,16 +262,32 @@ def parse_preset(data: dict[str, Any], *, name: str, source: str) -> Preset:
     if len(set(names)) != len(names):
         raise top.fail("rungs", f"names must be unique, got {names}")
     return Preset(name=name, source=source, description=description, video=video, audio=audio,
-                  packaging=packaging, rungs=tuple(rungs), poster=poster, loudness=loudness)
+                  packaging=packaging, rungs=tuple(rungs), poster=poster, loudness=loudness,
+                  vp9=vp9)
 
 
 def _video_settings(v: _Checker) -> VideoSettings:
+    encoder = v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS)
+    pix_fmts = PIX_FMTS[encoder]
+    if encoder == VP9:
+        for key in X264_ONLY_KEYS:
+            if key in v.table:
+                raise v.fail(key, "is an x264 setting; a libvpx-vp9 preset sets deadline and "
+                                  "cpu_used in its [vp9] table")
+        video = VideoSettings(encoder=encoder, x264_preset="", profile="", level="",
+                              pix_fmt=v.get("pix_fmt", str, default=pix_fmts[0],
+                                            choices=pix_fmts),
+                              gop_frames=v.positive_int("gop_frames", upper=600),
+                              scenecut=False, nal_hrd="none",
+                              two_pass=v.get("two_pass", bool, default=True))
+        v.finish()
+        return video
     video = VideoSettings(
-        encoder=v.get("encoder", str, default="libx264", choices=VIDEO_ENCODERS),
+        encoder=encoder,
         x264_preset=v.get("x264_preset", str, default="medium", choices=X264_PRESETS),
         profile=v.get("profile", str, default="high", choices=H264_PROFILES),
         level=v.get("level", str, default="4.2", choices=H264_LEVELS),
-        pix_fmt=v.get("pix_fmt", str, default="yuv420p", choices=PIX_FMTS),
+        pix_fmt=v.get("pix_fmt", str, default=pix_fmts[0], choices=pix_fmts),
         gop_frames=v.positive_int("gop_frames", upper=600),
         scenecut=v.get("scenecut", bool, default=False),
         nal_hrd=v.get("nal_hrd", str, default="cbr", choices=NAL_HRD),
@@ -255,6 +295,32 @@ def _video_settings(v: _Checker) -> VideoSettings:
     )
     v.finish()
     return video
+
+
+def _vp9_settings(top: _Checker, video: VideoSettings, raw: dict[str, Any] | None,
+                  raw_loudness: dict[str, Any] | None,
+                  raw_audio: dict[str, Any]) -> Vp9Settings | None:
+    """The [vp9] table: required with libvpx-vp9, refused with x264. Overlays are silent, so
+    an overlay preset has no [audio] or [loudness] table."""
+    if video.encoder != VP9:
+        if raw is not None:
+            raise top.fail("vp9", f"is only for video.encoder = '{VP9}' (this preset encodes "
+                                  f"with {video.encoder})")
+        return None
+    if raw is None:
+        raise top.fail("vp9", f"is missing; video.encoder = '{VP9}' needs it (deadline, "
+                              "cpu_used, image_frame_rate)")
+    for key, value in (("audio", raw_audio), ("loudness", raw_loudness)):
+        if value:
+            raise top.fail(key, "is not allowed in an overlay (libvpx-vp9) preset: overlays "
+                                "carry no audio")
+    t = _Checker(top.source, raw, "vp9")
+    settings = Vp9Settings(
+        deadline=t.get("deadline", str, default="good", choices=VP9_DEADLINES),
+        cpu_used=t.get("cpu_used", int, default=2, choices=tuple(range(6))),
+        image_frame_rate=t.positive_int("image_frame_rate", default=25, upper=120))
+    t.finish()
+    return settings
 
 
 def user_preset_dir() -> Path:

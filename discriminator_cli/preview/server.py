@@ -30,7 +30,7 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
 from discriminator_cli.errors import BadInputError
-from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME, POSTER_NAME
 from discriminator_cli.preview.files import (
     Forbidden,
     RangeNotSatisfiable,
@@ -243,8 +243,10 @@ class PreviewHTTPServer(ThreadingHTTPServer):
         missing = None if players else f"The player libraries are not installed, so this " \
             f"page cannot play the package (its files are still served under " \
             f"{MEDIA_URL_PREFIX}). {NPM_HINT[0].upper()}{NPM_HINT[1:]}, then restart preview."
+        poster = MEDIA_URL_PREFIX + POSTER_NAME if (self.package_dir / POSTER_NAME).is_file() \
+            else None
         return {"package": self.package_dir.name, "manifests": manifests, "players": players,
-                "choices": choices, "players_missing": missing}
+                "choices": choices, "players_missing": missing, "poster": poster}
 
 
 class PreviewServer:

@@ -24,6 +24,7 @@ from discriminator_cli.validate.dash_syntax import (
 )
 from discriminator_cli.validate.media import MediaCache, MediaInfo, codecs_match
 from discriminator_cli.validate.report import Report, excerpt
+from discriminator_cli.validate.webm import WEBM_MIME_TYPES, check_webm_representation
 
 ON_DEMAND = "urn:mpeg:dash:profile:isoff-on-demand:2011"
 KNOWN_PROFILES = frozenset({
@@ -54,6 +55,12 @@ class DashRendition:
     lang: str | None
     media: MediaInfo | None
     text_file: Path | None = None  # a sidecar caption file (text/vtt), checked by captions.py
+    webm_frame_seconds: float | None = None  # a WebM Representation (validate/webm.py)
+
+    def frame_seconds(self) -> float | None:
+        if self.media is not None and self.media.usable:
+            return self.media.frame_seconds
+        return self.webm_frame_seconds
 
 
 @dataclass
@@ -240,6 +247,14 @@ def _check_representation(rep: etree._Element, adaptation: etree._Element, path:
     media_path = checks.resolve_reference(report, path, reference, loc, what="BaseURL")
     if media_path is None:
         return rendition, []
+    if attrs["mimeType"] in WEBM_MIME_TYPES:
+        rate = parse_frame_rate(attrs["frameRate"]) if attrs["frameRate"] else None
+        segments = check_webm_representation(rep, attrs, segment_base, media_path, path, report,
+                                             loc, duration=manifest.duration, frame_rate=rate)
+        rendition.webm_frame_seconds = 1 / float(rate) if rate else None
+        if segments:
+            _check_bandwidth(rep, segments, manifest, report, loc)
+        return rendition, segments
     media = checks.load_media(report, cache, media_path, path)
     rendition.media = media
     if not media.usable:
@@ -400,10 +415,10 @@ def _check_duration(rendition: DashRendition, manifest: DashManifest, path: Path
 def _check_alignment(adaptation: etree._Element,
                      members: list[tuple[DashRendition, list[Segment]]], path: Path,
                      report: Report) -> None:
-    timed = [(r, segs) for r, segs in members if segs and r.media and r.media.usable]
+    timed = [(r, segs) for r, segs in members if segs and r.frame_seconds() is not None]
     if len(timed) < 2:
         return
-    frame = min(r.media.frame_seconds for r, _ in timed if r.media) or 0.0
+    frame = min(r.frame_seconds() or 0.0 for r, _ in timed)
     starts = [[s.start for s in segs] for _, segs in timed]
     mismatch = checks.unaligned_at(starts, frame / 2 + checks.TIME_EPSILON)
     if mismatch is not None:

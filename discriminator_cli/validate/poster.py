@@ -6,10 +6,10 @@ import struct
 from pathlib import Path
 
 from discriminator_cli.errors import DiscriminatorError
+from discriminator_cli.package_layout import POSTER_NAME
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.validate.report import Report
 
-POSTER_NAME = "poster.jpg"
 # Start-of-frame markers (baseline, extended, progressive, lossless...); not DHT/JPG/DAC.
 _SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 

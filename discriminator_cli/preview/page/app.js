@@ -1,14 +1,16 @@
 // The preview page: one player library per page load (chosen with ?player=), a rendition
-// picker, the audio track, and live stats. Everything a test needs is on window.preview:
-// preview.snapshot() returns the state as plain JSON, preview.setRendition(i) forces a
-// rendition (-1 = automatic), preview.seek(t) seeks, preview.play() plays.
+// picker, the audio track, the caption tracks, and live stats. Everything a test needs is on
+// window.preview: preview.snapshot() returns the state as plain JSON (textTracks as the player
+// lists them, cues: the text of the cues showing now), preview.setRendition(i) forces a
+// rendition (-1 = automatic), preview.setText(i) shows caption track i (-1 = off),
+// preview.seek(t) seeks, preview.play() plays.
 "use strict";
 
 const state = {
   player: null, manifestKind: null, manifestUrl: null, status: "loading",
   renditions: [], activeRendition: null, forcedRendition: -1,
-  audioTracks: [], activeAudio: null, errors: [], autoplayBlocked: false,
-  stats: {},
+  audioTracks: [], activeAudio: null, textTracks: [], activeText: -1, cues: [],
+  errors: [], autoplayBlocked: false, stats: {},
 };
 let adapter = null;
 const video = document.getElementById("video");
@@ -62,6 +64,12 @@ async function createDashjs(url) {
       return current ? player.getTracksFor("audio").indexOf(current) : null;
     },
     setAudio: (index) => player.setCurrentTrack(player.getTracksFor("audio")[index]),
+    textTracks: () => player.getTracksFor("text").map((t, index) => ({
+      index, language: t.lang || "", label: (t.labels && t.labels[0] && t.labels[0].text) || "" })),
+    setText: (index) => {
+      player.enableText(index >= 0);
+      if (index >= 0) player.setTextTrack(index);
+    },
   };
 }
 
@@ -107,6 +115,9 @@ async function createShaka(url) {
       return index < 0 ? null : index;
     },
     setAudio: (index) => player.selectAudioTrack(player.getAudioTracks()[index]),
+    textTracks: () => player.getTextTracks().map((t, index) => ({
+      index, language: t.language || "", label: t.label || "" })),
+    setText: (index) => player.selectTextTrack(index >= 0 ? player.getTextTracks()[index] : null),
   };
 }
 
@@ -133,6 +144,12 @@ async function createHlsjs(url) {
       index, language: t.lang || "", label: t.name || "" })),
     activeAudio: () => (hls.audioTrack >= 0 ? hls.audioTrack : null),
     setAudio: (index) => { hls.audioTrack = index; },
+    textTracks: () => hls.subtitleTracks.map((t, index) => ({
+      index, language: t.lang || "", label: t.name || "" })),
+    setText: (index) => {
+      hls.subtitleDisplay = index >= 0;
+      hls.subtitleTrack = index;
+    },
   };
 }
 
@@ -154,6 +171,17 @@ function playedSeconds() {
   return total;
 }
 
+// The cues on screen, whichever player put them there: all three render WebVTT through the
+// video element's own text tracks, so the page reads what the viewer would see.
+function showingCues() {
+  const texts = [];
+  for (const track of video.textTracks) {
+    if (track.mode !== "showing" || !track.activeCues) continue;
+    for (const cue of track.activeCues) texts.push(cue.text);
+  }
+  return texts;
+}
+
 function refresh() {
   if (adapter) {
     try {
@@ -161,6 +189,7 @@ function refresh() {
       state.activeRendition = adapter.activeRendition();
       state.audioTracks = adapter.audioTracks();
       state.activeAudio = adapter.activeAudio();
+      state.textTracks = adapter.textTracks();
     } catch (error) {
       recordError("page", false, `reading player state: ${error.message}`);
     }
@@ -168,6 +197,7 @@ function refresh() {
   const quality = video.getVideoPlaybackQuality ? video.getVideoPlaybackQuality() : {};
   const active = state.renditions[state.activeRendition];
   const audio = state.audioTracks[state.activeAudio];
+  state.cues = showingCues();
   state.stats = {
     videoWidth: video.videoWidth, videoHeight: video.videoHeight,
     bitrate: active ? active.bandwidth : null,
@@ -176,6 +206,8 @@ function refresh() {
     readyState: video.readyState, played: playedSeconds(),
     decodedFrames: quality.totalVideoFrames || 0, droppedFrames: quality.droppedVideoFrames || 0,
     audioLanguage: audio ? audio.language : null,
+    textLanguage: state.activeText >= 0 && state.textTracks[state.activeText]
+      ? state.textTracks[state.activeText].language : null,
     mediaError: video.error ? `${video.error.code} ${video.error.message}` : null,
   };
   render();
@@ -204,6 +236,13 @@ function render() {
       new Option(`${t.language || "?"} ${t.label}`.trim(), t.index)));
   }
   if (state.activeAudio != null) audioSelect.value = String(state.activeAudio);
+  const textSelect = document.getElementById("text");
+  if (textSelect.options.length !== state.textTracks.length + 1) {
+    textSelect.replaceChildren(new Option("off", "-1"), ...state.textTracks.map((t) =>
+      new Option(`${t.language || "?"} ${t.label}`.trim(), t.index)));
+    textSelect.value = String(state.activeText);
+  }
+  text("stat-text", state.cues.length ? state.cues.join(" / ") : "-");
 }
 
 window.preview = {
@@ -215,6 +254,11 @@ window.preview = {
     document.getElementById("rendition").value = String(index);
   },
   setAudio: (index) => adapter.setAudio(index),
+  setText: (index) => {
+    state.activeText = index;
+    adapter.setText(index);
+    document.getElementById("text").value = String(index);
+  },
   seek: (seconds) => { video.currentTime = seconds; },
   play: () => video.play().then(() => true, (error) => {
     state.autoplayBlocked = error.name === "NotAllowedError";
@@ -238,6 +282,8 @@ async function main() {
   };
   document.getElementById("rendition").onchange = (e) => window.preview.setRendition(Number(e.target.value));
   document.getElementById("audio").onchange = (e) => window.preview.setAudio(Number(e.target.value));
+  document.getElementById("text").onchange = (e) => window.preview.setText(Number(e.target.value));
+  if (config.poster) video.poster = config.poster;
   video.addEventListener("error", () => recordError("video element", true,
     video.error ? `${video.error.code} ${video.error.message}` : "unknown"));
   if (config.players_missing) {
