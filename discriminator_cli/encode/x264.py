@@ -1,7 +1,14 @@
 """ffmpeg argv for the ladder: one process per pass, the source decoded once and `split` into
 every rung's scaler and encoder, each rung with its own pass log. The same builder encodes a
 whole source (the local engine) or a frame-exact window of it (one chunk of the chunked
-engines)."""
+engines).
+
+With a spill (`RungJob.spill`), pass 1 also writes each rung's scaled frames, raw, to a file,
+and pass 2 encodes from those files: the source is decoded and scaled once instead of once per
+pass (decoding a 10-bit ProRes master costs about as much CPU as x264's whole first pass at
+720p). Pass 1 then scales in a cascade, each rung from the next larger one after the top rung
+is converted to the encoder's 8-bit format once, which is cheaper than scaling every rung from
+the 10-bit source."""
 
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ class RungJob:
     rung: PlannedRung
     output: Path        # the finished rung (pass 2)
     passlog: Path       # x264's stats file prefix, one per rung
+    spill: Path | None = None   # pass 1's raw frames of this rung, pass 2's input
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,39 @@ def _rung_streams(source_video: Any, source: SourceInfo, plan: LadderPlan,
             .filter("setsar", 1) for head, job in zip(heads, rungs, strict=True)]
 
 
+def _cascade_streams(source_video: Any, source: SourceInfo, plan: LadderPlan,
+                     video: VideoSettings, rungs: list[RungJob],
+                     window: ChunkWindow | None) -> list[tuple[Any, Any]]:
+    """Decode once -> the largest rung in the encoder's format -> each smaller rung scaled from
+    the one above it: per rung (job order), the stream for its encoder and for its spill."""
+    head = source_video
+    if window is not None and window.start:
+        head = head.filter("setpts", "PTS-STARTPTS")
+    if source.variable_frame_rate:
+        head = head.filter("fps", f"{plan.frame_rate.numerator}/{plan.frame_rate.denominator}")
+    order = sorted(range(len(rungs)), key=lambda i: -rungs[i].rung.width * rungs[i].rung.height)
+    streams: dict[int, tuple[Any, Any]] = {}
+    for position, index in enumerate(order):
+        rung = rungs[index].rung
+        scaled = (head.filter("scale", rung.width, rung.height, flags="bicubic")
+                  .filter("format", video.pix_fmt).filter("setsar", 1))
+        more = position + 1 < len(order)
+        branches = scaled.filter_multi_output("split", 3 if more else 2)
+        streams[index] = (branches.stream(0), branches.stream(1))
+        if more:
+            head = branches.stream(2)
+    return [streams[i] for i in range(len(rungs))]
+
+
+def _spill_output(stream: Any, job: RungJob, window: ChunkWindow | None) -> Any:
+    assert job.spill is not None
+    # NUT keeps every frame's timestamp exactly; rawvideo costs no CPU to write or read.
+    options: dict[str, object] = {"c:v": "rawvideo", "an": None}
+    if window is not None and window.frames is not None:
+        options["frames:v"] = window.frames
+    return ffmpeg.output(stream, file_arg(job.spill), format="nut", **options)
+
+
 def _video_output(stream: Any, job: RungJob, video: VideoSettings, plan: LadderPlan,
                   pass_number: int | None, window: ChunkWindow | None) -> Any:
     rung = job.rung
@@ -112,17 +153,35 @@ def build_pass_argv(ffmpeg_binary: str, source: SourceInfo, plan: LadderPlan,
     The graph is built with ffmpeg-python and compiled to an argv list (run by the
     CommandRunner like every other tool). Audio outputs ride along with the final pass, so no
     extra decode of the source happens. `window` encodes one chunk (video only); `input_path`
-    reads the source from another place than where it was probed (a worker's copy).
+    reads the source from another place than where it was probed (a worker's copy). When every
+    job names a `spill`, pass 1 writes the rungs' frames there and pass 2 reads them back.
     """
     path = input_path or Path(source.path)
     seek = {"ss": f"{window.seek_seconds(plan):.6f}"} if window and window.start else {}
-    main_input = ffmpeg.input(file_arg(path), **seek)
-    inputs: dict[Path, Any] = {Path(source.path): main_input}
+    spilled = bool(rungs) and pass_number is not None and all(j.spill for j in rungs)
     outputs = []
-    if rungs:
-        streams = _rung_streams(main_input["v:0"], source, plan, rungs, window)
-        outputs += [_video_output(stream, job, video, plan, pass_number, window)
-                    for stream, job in zip(streams, rungs, strict=True)]
+    inputs: dict[Path, Any] = {}
+    if spilled and pass_number == 2:
+        # The frames pass 1 left: no decode, no scaling; the source is read for audio only.
+        for job in rungs:
+            assert job.spill is not None
+            frames = ffmpeg.input(file_arg(job.spill))["v:0"]
+            outputs.append(_video_output(frames, job, video, plan, pass_number, window))
+    elif rungs:
+        main_input = ffmpeg.input(file_arg(path), **seek)
+        inputs[Path(source.path)] = main_input
+        if spilled:
+            pairs = _cascade_streams(main_input["v:0"], source, plan, video, rungs, window)
+            # Encoders first: ffmpeg names a pass log after the output stream's index among
+            # all outputs, and pass 2 (encoders only) must find the same names.
+            outputs += [_video_output(stream, job, video, plan, pass_number, window)
+                        for (stream, _), job in zip(pairs, rungs, strict=True)]
+            outputs += [_spill_output(spill, job, window)
+                        for (_, spill), job in zip(pairs, rungs, strict=True)]
+        else:
+            streams = _rung_streams(main_input["v:0"], source, plan, rungs, window)
+            outputs += [_video_output(stream, job, video, plan, pass_number, window)
+                        for stream, job in zip(streams, rungs, strict=True)]
     if pass_number != 1 and window is None:
         for job in audio_jobs:
             if job.input_path not in inputs:
