@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 
 from discriminator_cli.bitrate import Segment, average_bitrate, peak_bitrate
-from discriminator_cli.encode.engine import SPILL_LIMIT_BYTES, spill_bytes, with_spill
 from discriminator_cli.encode.hls_fixes import declare_measured_peaks, playlist_peak
 from discriminator_cli.encode.ladder import fit_inside, plan_ladder
 from discriminator_cli.encode.packaging import (
@@ -21,7 +20,15 @@ from discriminator_cli.encode.packaging import (
     shaka_argv,
 )
 from discriminator_cli.encode.presets import load_preset
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, x264_params
+from discriminator_cli.encode.x264 import (
+    SPILL_LIMIT_BYTES,
+    AudioJob,
+    RungJob,
+    build_pass_argv,
+    spill_bytes,
+    with_spill,
+    x264_params,
+)
 from discriminator_cli.package_layout import parse_iso_duration
 from discriminator_cli.preview.declared import read_dash, read_hls
 from discriminator_cli.probe import AudioStream, SourceInfo
@@ -80,7 +87,8 @@ def test_pass_one_decodes_once_and_splits_into_every_rung() -> None:
                            _jobs(plan), [], 1)
     assert argv.count("-i") == 1 and argv[argv.index("-i") + 1] == "file:raw/take.mov"
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.count("split=3") == 1 and graph.count("scale=") == 3
+    # a cascade: each rung's frames go to its encoder and to the next smaller rung's scaler
+    assert graph.count("split=2") == 2 and graph.count("scale=") == 3
     assert "scale=1920:1080:flags=bicubic" in graph and "scale=768:432" in graph
     assert argv.count("-pass") == 3 and argv.count("/dev/null") == 3
     for name in ("1080p", "720p", "432p"):

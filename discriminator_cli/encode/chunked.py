@@ -21,7 +21,7 @@ from discriminator_cli.encode.chunks import Chunk, plan_chunks, source_frames
 from discriminator_cli.encode.ladder import LadderPlan, PlannedRung
 from discriminator_cli.encode.presets import AudioSettings, VideoSettings
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, with_spill
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, file_arg
@@ -47,13 +47,17 @@ class ChunkTask:
         return f"chunk {self.chunk.index + 1} ({'+'.join(r.name for r in self.rungs)})"
 
 
-def chunk_argvs(task: ChunkTask, ffmpeg: str, work: Path,
-                input_path: Path | None = None) -> tuple[list[list[str]], dict[str, Path]]:
+def chunk_argvs(task: ChunkTask, ffmpeg: str, work: Path, input_path: Path | None = None,
+                *, dry_run: bool = False) -> tuple[list[list[str]], dict[str, Path]]:
     """The pass argvs of one chunk and the file each rung's chunk is written to."""
     tag = f"c{task.chunk.index:05d}"
     jobs = [RungJob(r, work / f"{r.name}-{tag}.mp4", work / f"{r.name}-{tag}-passlog")
             for r in task.rungs]
     passes: list[int | None] = [1, 2] if task.video.two_pass else [None]
+    if task.video.two_pass:
+        # Decode and scale the chunk once, as the local engine does (the spill sits in the
+        # chunk's scratch folder, removed with it).
+        jobs = with_spill(jobs, task.chunk.frames, task.video.pix_fmt, work, dry_run=dry_run)
     argvs = [build_pass_argv(ffmpeg, task.source, task.plan, task.video, task.audio, jobs, [],
                              number, window=task.chunk.window, input_path=input_path)
              for number in passes]
@@ -162,7 +166,7 @@ class ChunkedEncoder:
         for task in tasks:
             self.check_interrupted()
             if ctx.runner.dry_run:
-                for argv in chunk_argvs(task, ctx.ffmpeg, ctx.work)[0]:
+                for argv in chunk_argvs(task, ctx.ffmpeg, ctx.work, dry_run=True)[0]:
                     ctx.runner.run(argv, what=f"ffmpeg {task.label}")
                 continue
             with _scratch(ctx.work) as scratch:

@@ -8,9 +8,8 @@ over a cluster (ray_engine.py; Ray is an optional extra, imported only for that 
 
 from __future__ import annotations
 
-import shutil
 import threading
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -18,7 +17,7 @@ from discriminator_cli.encode.chunks import source_frames
 from discriminator_cli.encode.ladder import LadderPlan
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, with_spill
 from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.progress import ProgressSink
@@ -70,34 +69,6 @@ def make_encoder(options: EncodeOptions) -> RungEncoder:
         return RayEncoder(options.chunk_seconds, address=options.ray_address,
                           ship_sources=options.ship_sources)
     return LocalEncoder()
-
-
-# Raw frames of each pixel format, in bytes per pixel (the formats a preset may ask for).
-_BYTES_PER_PIXEL = {"yuv420p": 1.5, "yuvj420p": 1.5, "nv12": 1.5, "yuv422p": 2.0,
-                    "yuv444p": 3.0, "yuv420p10le": 3.0, "yuv422p10le": 4.0}
-# The most raw frames pass 1 may leave for pass 2 (about 4 minutes of the documentary's
-# three-rung ladder at 25 fps); a longer source is decoded twice instead. Never more than
-# half the free space where the work folder is.
-SPILL_LIMIT_BYTES = 32 * 1024**3
-
-
-def spill_bytes(frames: int, rungs: list[RungJob], pix_fmt: str) -> int | None:
-    """What the rungs' raw frames would weigh; None for a format without a known size."""
-    per_pixel = _BYTES_PER_PIXEL.get(pix_fmt)
-    if per_pixel is None:
-        return None
-    return int(frames * sum(j.rung.width * j.rung.height for j in rungs) * per_pixel)
-
-
-def with_spill(jobs: list[RungJob], frames: int, pix_fmt: str, work: Path, *,
-               dry_run: bool = False) -> list[RungJob]:
-    """`jobs` with a spill file each when their raw frames fit (else unchanged)."""
-    size = spill_bytes(frames, jobs, pix_fmt)
-    if size is None or size > SPILL_LIMIT_BYTES:
-        return jobs
-    if not dry_run and size > shutil.disk_usage(work).free // 2:
-        return jobs
-    return [replace(job, spill=work / f"{job.rung.name}-frames.nut") for job in jobs]
 
 
 class LocalEncoder:

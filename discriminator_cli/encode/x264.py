@@ -12,7 +12,8 @@ the 10-bit source."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shutil
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,9 @@ from discriminator_cli.probe import SourceInfo
 from discriminator_cli.tools import file_arg
 
 NULL_OUTPUT = "/dev/null"
+# Names the filter graph in the cache keys: a change to how frames reach x264 (the scaling
+# cascade) must not reuse rungs or chunks made the old way.
+GRAPH_VERSION = "cascade-1"
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,34 @@ class AudioJob:
     loudnorm: tuple[tuple[str, str], ...] = ()   # second-pass loudnorm options, if any
 
 
+# Raw frames of each pixel format, in bytes per pixel (the formats a preset may ask for).
+_BYTES_PER_PIXEL = {"yuv420p": 1.5, "yuvj420p": 1.5, "nv12": 1.5, "yuv422p": 2.0,
+                    "yuv444p": 3.0, "yuv420p10le": 3.0, "yuv422p10le": 4.0}
+# The most raw frames pass 1 may leave for pass 2 (about 4 minutes of the documentary's
+# three-rung ladder at 25 fps); a longer source is decoded twice instead. Never more than
+# half the free space where the work folder is.
+SPILL_LIMIT_BYTES = 32 * 1024**3
+
+
+def spill_bytes(frames: int, rungs: list[RungJob], pix_fmt: str) -> int | None:
+    """What the rungs' raw frames would weigh; None for a format without a known size."""
+    per_pixel = _BYTES_PER_PIXEL.get(pix_fmt)
+    if per_pixel is None:
+        return None
+    return int(frames * sum(j.rung.width * j.rung.height for j in rungs) * per_pixel)
+
+
+def with_spill(jobs: list[RungJob], frames: int, pix_fmt: str, work: Path, *,
+               dry_run: bool = False) -> list[RungJob]:
+    """`jobs` with a spill file each when their raw frames fit (else unchanged)."""
+    size = spill_bytes(frames, jobs, pix_fmt)
+    if size is None or size > SPILL_LIMIT_BYTES:
+        return jobs
+    if not dry_run and size > shutil.disk_usage(work).free // 2:
+        return jobs
+    return [replace(job, spill=work / f"{job.rung.name}-frames.nut") for job in jobs]
+
+
 def x264_params(video: VideoSettings, gop_frames: int) -> str:
     params = [f"keyint={gop_frames}", f"min-keyint={gop_frames}"]
     if not video.scenecut:
@@ -66,46 +98,34 @@ def x264_params(video: VideoSettings, gop_frames: int) -> str:
     return ":".join(params)
 
 
-def _rung_streams(source_video: Any, source: SourceInfo, plan: LadderPlan,
-                  rungs: list[RungJob], window: ChunkWindow | None) -> list[Any]:
-    """Decode once -> (constant rate) -> split -> per-rung scale: one stream per rung."""
-    video = source_video
+def _cascade_streams(source_video: Any, source: SourceInfo, plan: LadderPlan,
+                     video: VideoSettings, rungs: list[RungJob],
+                     window: ChunkWindow | None) -> list[list[Any]]:
+    """Decode once -> the largest rung, converted to the encoder's format -> each smaller rung
+    scaled from the one above it (cheaper than from the source, and 8-bit). Per rung (job
+    order): the stream for its encoder, then the one for its spill if it has one."""
+    head = source_video
     if window is not None and window.start:
         # The seek leaves the first kept frame half a frame after zero: restart at zero so
         # that each chunk's timestamps join the previous chunk's without a gap.
-        video = video.filter("setpts", "PTS-STARTPTS")
-    if source.variable_frame_rate:
-        video = video.filter("fps", f"{plan.frame_rate.numerator}/{plan.frame_rate.denominator}")
-    if len(rungs) > 1:
-        branches = video.filter_multi_output("split", len(rungs))
-        heads = [branches.stream(i) for i in range(len(rungs))]
-    else:
-        heads = [video]
-    return [head.filter("scale", job.rung.width, job.rung.height, flags="bicubic")
-            .filter("setsar", 1) for head, job in zip(heads, rungs, strict=True)]
-
-
-def _cascade_streams(source_video: Any, source: SourceInfo, plan: LadderPlan,
-                     video: VideoSettings, rungs: list[RungJob],
-                     window: ChunkWindow | None) -> list[tuple[Any, Any]]:
-    """Decode once -> the largest rung in the encoder's format -> each smaller rung scaled from
-    the one above it: per rung (job order), the stream for its encoder and for its spill."""
-    head = source_video
-    if window is not None and window.start:
         head = head.filter("setpts", "PTS-STARTPTS")
     if source.variable_frame_rate:
         head = head.filter("fps", f"{plan.frame_rate.numerator}/{plan.frame_rate.denominator}")
     order = sorted(range(len(rungs)), key=lambda i: -rungs[i].rung.width * rungs[i].rung.height)
-    streams: dict[int, tuple[Any, Any]] = {}
+    streams: dict[int, list[Any]] = {}
     for position, index in enumerate(order):
-        rung = rungs[index].rung
-        scaled = (head.filter("scale", rung.width, rung.height, flags="bicubic")
+        job = rungs[index]
+        scaled = (head.filter("scale", job.rung.width, job.rung.height, flags="bicubic")
                   .filter("format", video.pix_fmt).filter("setsar", 1))
         more = position + 1 < len(order)
-        branches = scaled.filter_multi_output("split", 3 if more else 2)
-        streams[index] = (branches.stream(0), branches.stream(1))
+        count = 1 + (job.spill is not None) + more
+        if count == 1:
+            streams[index] = [scaled]
+            continue
+        branches = scaled.filter_multi_output("split", count)
+        streams[index] = [branches.stream(i) for i in range(count - more)]
         if more:
-            head = branches.stream(2)
+            head = branches.stream(count - 1)
     return [streams[i] for i in range(len(rungs))]
 
 
@@ -163,25 +183,22 @@ def build_pass_argv(ffmpeg_binary: str, source: SourceInfo, plan: LadderPlan,
     inputs: dict[Path, Any] = {}
     if spilled and pass_number == 2:
         # The frames pass 1 left: no decode, no scaling; the source is read for audio only.
-        for job in rungs:
-            assert job.spill is not None
-            frames = ffmpeg.input(file_arg(job.spill))["v:0"]
-            outputs.append(_video_output(frames, job, video, plan, pass_number, window))
+        for rung_job in rungs:
+            assert rung_job.spill is not None
+            frames = ffmpeg.input(file_arg(rung_job.spill))["v:0"]
+            outputs.append(_video_output(frames, rung_job, video, plan, pass_number, window))
     elif rungs:
         main_input = ffmpeg.input(file_arg(path), **seek)
         inputs[Path(source.path)] = main_input
-        if spilled:
-            pairs = _cascade_streams(main_input["v:0"], source, plan, video, rungs, window)
-            # Encoders first: ffmpeg names a pass log after the output stream's index among
-            # all outputs, and pass 2 (encoders only) must find the same names.
-            outputs += [_video_output(stream, job, video, plan, pass_number, window)
-                        for (stream, _), job in zip(pairs, rungs, strict=True)]
-            outputs += [_spill_output(spill, job, window)
-                        for (_, spill), job in zip(pairs, rungs, strict=True)]
-        else:
-            streams = _rung_streams(main_input["v:0"], source, plan, rungs, window)
-            outputs += [_video_output(stream, job, video, plan, pass_number, window)
-                        for stream, job in zip(streams, rungs, strict=True)]
+        if not spilled:  # a single pass, or pass 1's frames did not fit: no spill outputs
+            rungs = [replace(job, spill=None) for job in rungs]
+        branches = _cascade_streams(main_input["v:0"], source, plan, video, rungs, window)
+        # Encoders first: ffmpeg names a pass log after the output stream's index among all
+        # outputs, and pass 2 (encoders only) must find the same names.
+        outputs += [_video_output(streams[0], job, video, plan, pass_number, window)
+                    for streams, job in zip(branches, rungs, strict=True)]
+        outputs += [_spill_output(streams[1], job, window)
+                    for streams, job in zip(branches, rungs, strict=True) if job.spill]
     if pass_number != 1 and window is None:
         for job in audio_jobs:
             if job.input_path not in inputs:
