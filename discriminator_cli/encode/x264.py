@@ -36,6 +36,7 @@ class RungJob:
     output: Path        # the finished rung (pass 2)
     passlog: Path       # x264's stats file prefix, one per rung
     spill: Path | None = None   # pass 1's raw frames of this rung, pass 2's input
+    vbv_init: float | None = None   # x264's initial buffer level (a chunk join's real one)
 
 
 @dataclass(frozen=True)
@@ -89,12 +90,14 @@ def with_spill(jobs: list[RungJob], frames: int, pix_fmt: str, work: Path, *,
     return [replace(job, spill=work / f"{job.rung.name}-frames.nut") for job in jobs]
 
 
-def x264_params(video: VideoSettings, gop_frames: int) -> str:
+def x264_params(video: VideoSettings, gop_frames: int, vbv_init: float | None = None) -> str:
     params = [f"keyint={gop_frames}", f"min-keyint={gop_frames}"]
     if not video.scenecut:
         params.append("scenecut=-1")
     if video.nal_hrd != "none":
         params.append(f"nal-hrd={video.nal_hrd}")
+    if vbv_init is not None:
+        params.append(f"vbv-init={vbv_init:g}")
     return ":".join(params)
 
 
@@ -145,7 +148,7 @@ def _video_output(stream: Any, job: RungJob, video: VideoSettings, plan: LadderP
         "c:v": video.encoder, "preset": video.x264_preset, "profile:v": video.profile,
         "level:v": video.level, "pix_fmt": video.pix_fmt, "b:v": rung.bitrate,
         "maxrate": rung.bitrate, "bufsize": rung.bufsize,
-        "x264-params": x264_params(video, plan.gop_frames), "an": None}
+        "x264-params": x264_params(video, plan.gop_frames, job.vbv_init), "an": None}
     if window is not None and window.frames is not None:
         options["frames:v"] = window.frames
     if pass_number is not None:
