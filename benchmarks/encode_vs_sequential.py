@@ -77,6 +77,7 @@ def x264_floor(source: Path, preset_name: str, out: Path) -> dict[str, float]:
     plan = plan_ladder(info, preset)
     video = preset.video
     runner = CommandRunner()
+    out.mkdir(parents=True, exist_ok=True)
     rate = f"{plan.frame_rate.numerator}/{plan.frame_rate.denominator}"
     quiet = [ffmpeg_path(), "-hide_banner", "-nostdin", "-y", "-loglevel", "error"]
     raws = {rung.name: out / f"{rung.name}.yuv" for rung in plan.rungs}
