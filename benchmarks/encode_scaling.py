@@ -100,6 +100,29 @@ def projection(chunk_walls: list[float], tail: float, workers: int) -> float:
     return max(slots) + tail
 
 
+RAY_START_TRIES = 3
+
+
+def start_ray() -> None:
+    """A local Ray instance with one CPU slot per core. On a loaded machine its metrics agent
+    can take longer than the raylet's 30 s default wait (the raylet then aborts): allow it
+    5 minutes and try again if the node still does not come up."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "300000")
+    import ray
+
+    for attempt in range(1, RAY_START_TRIES + 1):
+        try:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     logging_level="warning")
+            return
+        except Exception as exc:  # Ray raises a bare Exception on a startup timeout
+            ray.shutdown()
+            if attempt == RAY_START_TRIES:
+                raise
+            print(f"Ray did not start (try {attempt}: {exc}); trying again", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -117,11 +140,7 @@ def main() -> None:
         source = generate_sample(work / "source.mov", seconds=args.seconds, width=width,
                                  height=height)
         if "ray" in engines:
-            os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-            import ray
-
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     logging_level="warning")
+            start_ray()
         runs: dict[str, list[dict[str, object]]] = {e: [] for e in ["local", *engines]}
         for repeat in range(args.repeats):
             for engine in runs:  # interleaved: local, chunked, ray, local, ...

@@ -33,12 +33,12 @@ def _options(out: Path, cache: Path, **kwargs: object) -> EncodeOptions:
 
 
 def _ffmpeg_runs(runner: CommandRunner) -> list[list[str]]:
-    """The encodes this runner ran (capability and version probes, and the poster frame every
-    package gets, left out)."""
+    """The encodes this runner ran (capability and version probes and the poster's one-frame
+    grab left out)."""
     probes = {"-encoders", "-filters", "-version"}
     return [argv for argv in runner.history
             if argv[0] == ffmpeg_path() and not probes.intersection(argv)
-            and not any(arg.endswith("/poster.jpg") for arg in argv)]
+            and not any(a.endswith("poster.jpg") for a in argv)]
 
 
 def test_cache_hit_does_no_ffmpeg_run_and_one_rung_change_reencodes_one(
@@ -72,7 +72,8 @@ def test_dry_run_prints_every_argv_and_creates_nothing(tiny_source: Path, tmp_pa
     out = tmp_path / "media" / "tiny"
     encode_source(tiny_source, _options(out, tmp_path / "cache"), runner=runner)
     assert not out.exists() and not (tmp_path / "media").exists()
-    assert len(printed) == 4
+    assert len(printed) == 4 and printed[3].endswith("poster.jpg -hide_banner -nostdin "
+                                                     "-loglevel error -y")
     assert "-pass 1" in printed[0] and "split=2" in printed[0]
     assert "-pass 2" in printed[1] and "-c:a aac" in printed[1]
     assert "keyint=48:min-keyint=48:scenecut=-1:nal-hrd=cbr" in printed[1]

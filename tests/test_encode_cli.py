@@ -138,6 +138,7 @@ def test_dry_run_cli_prints_argv(sources: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 4 and all(line.startswith(("/", "'")) for line in lines[:2])
+    assert "poster.jpg" in lines[3]
     assert "-pass 1" in lines[0] and "-pass 2" in lines[1]
     # The packager runs inside the staging directory, and the printed line says so.
     assert lines[2].startswith(f"cd {tmp_path / 'media' / '.staging-one'}")

@@ -20,7 +20,15 @@ from discriminator_cli.encode.packaging import (
     shaka_argv,
 )
 from discriminator_cli.encode.presets import load_preset
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, x264_params
+from discriminator_cli.encode.x264 import (
+    SPILL_LIMIT_BYTES,
+    AudioJob,
+    RungJob,
+    build_pass_argv,
+    spill_bytes,
+    with_spill,
+    x264_params,
+)
 from discriminator_cli.package_layout import parse_iso_duration
 from discriminator_cli.preview.declared import read_dash, read_hls
 from discriminator_cli.probe import AudioStream, SourceInfo
@@ -79,7 +87,8 @@ def test_pass_one_decodes_once_and_splits_into_every_rung() -> None:
                            _jobs(plan), [], 1)
     assert argv.count("-i") == 1 and argv[argv.index("-i") + 1] == "file:raw/take.mov"
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.count("split=3") == 1 and graph.count("scale=") == 3
+    # a cascade: each rung's frames go to its encoder and to the next smaller rung's scaler
+    assert graph.count("split=2") == 2 and graph.count("scale=") == 3
     assert "scale=1920:1080:flags=bicubic" in graph and "scale=768:432" in graph
     assert argv.count("-pass") == 3 and argv.count("/dev/null") == 3
     for name in ("1080p", "720p", "432p"):
@@ -115,6 +124,44 @@ def test_single_pass_preset_runs_one_process() -> None:
     argv = build_pass_argv("ffmpeg", src, plan, preset.video, preset.audio, _jobs(plan), [],
                            None)
     assert "-pass" not in argv and argv.count("-f") == 3
+
+
+def test_with_a_spill_the_source_is_decoded_and_scaled_once_for_both_passes() -> None:
+    src = source(vfr=True)
+    plan = plan_ladder(src, DOCUMENTARY)
+    jobs = with_spill(_jobs(plan), 250, "yuv420p", Path("/work"), dry_run=True)
+    assert [j.spill for j in jobs] == [Path(f"/work/{n}-frames.nut")
+                                       for n in ("1080p", "720p", "432p")]
+    audio = [AudioJob("eng", Path(src.path), 0, Path("/work/audio_eng.mp4"))]
+    first = build_pass_argv("ffmpeg", src, plan, DOCUMENTARY.video, DOCUMENTARY.audio, jobs,
+                            audio, 1)
+    graph = first[first.index("-filter_complex") + 1]
+    assert first.count("-i") == 1 and graph.count("fps=25/1") == 1
+    # the cascade: 1080p from the source, 720p from 1080p, 432p from 720p, 8-bit throughout
+    assert graph.index("scale=1920:1080") < graph.index("scale=1280:720") < \
+        graph.index("scale=768:432") and graph.count("format=yuv420p") == 3
+    assert first.count("rawvideo") == 3 and first.count("nut") == 3
+    # encoders are outputs 0..2 in both passes: ffmpeg names pass logs by output index
+    assert [first[i + 1] for i, a in enumerate(first) if a == "-f"][:3] == ["null"] * 3
+    assert "-c:a" not in first
+    second = build_pass_argv("ffmpeg", src, plan, DOCUMENTARY.video, DOCUMENTARY.audio, jobs,
+                             audio, 2)
+    assert "-filter_complex" not in second and "-ss" not in second
+    inputs = [second[i + 1] for i, a in enumerate(second) if a == "-i"]
+    assert inputs == ["file:/work/1080p-frames.nut", "file:/work/720p-frames.nut",
+                      "file:/work/432p-frames.nut", "file:raw/take.mov"]
+    assert second.count("-pass") == 3 and "-c:a" in second and "3:a:0" in second
+
+
+def test_a_spill_too_big_for_the_limit_decodes_twice() -> None:
+    plan = plan_ladder(source(), DOCUMENTARY)
+    jobs = _jobs(plan)
+    per_frame = spill_bytes(1, jobs, "yuv420p")
+    assert per_frame == (1920 * 1080 + 1280 * 720 + 768 * 432) * 3 // 2
+    fits = SPILL_LIMIT_BYTES // per_frame
+    assert with_spill(jobs, fits, "yuv420p", Path("/w"), dry_run=True)[0].spill is not None
+    assert with_spill(jobs, fits + 1, "yuv420p", Path("/w"), dry_run=True) == jobs
+    assert with_spill(jobs, 10, "gray12le", Path("/w"), dry_run=True) == jobs
 
 
 # --- packagers ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """The chunked engine: each GOP-aligned chunk encodes every missing rung two-pass (one decode
 per pass, the same argv builder as the local engine), chunks are cached one by one, and each
-rung's chunks are joined by stream copy into the rung the packager takes.
+rung's chunks are joined by stream copy into the rung the packager takes. Before a join the
+decoder buffer is walked across the rung's chunks and a chunk that starts too far from the level
+its encoder planned is encoded again from its real level (hrd_joins.py).
 
 `ChunkedEncoder` runs the chunks one after another on this machine; the Ray engine
 (`ray_engine.RayEncoder`) overrides `run_chunks` to spread them over a cluster. Everything a
@@ -18,10 +20,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from discriminator_cli.encode.chunks import Chunk, plan_chunks, source_frames
+from discriminator_cli.encode.hrd_joins import check_join, read_chunk_buffer, vbv_init_for
 from discriminator_cli.encode.ladder import LadderPlan, PlannedRung
 from discriminator_cli.encode.presets import AudioSettings, VideoSettings
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, with_spill
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, file_arg
@@ -41,19 +44,24 @@ class ChunkTask:
     audio: AudioSettings
     rungs: tuple[PlannedRung, ...]
     chunk: Chunk
+    vbv_init: float | None = None   # a join repair: the buffer level it really starts at
 
     @property
     def label(self) -> str:
         return f"chunk {self.chunk.index + 1} ({'+'.join(r.name for r in self.rungs)})"
 
 
-def chunk_argvs(task: ChunkTask, ffmpeg: str, work: Path,
-                input_path: Path | None = None) -> tuple[list[list[str]], dict[str, Path]]:
+def chunk_argvs(task: ChunkTask, ffmpeg: str, work: Path, input_path: Path | None = None,
+                *, dry_run: bool = False) -> tuple[list[list[str]], dict[str, Path]]:
     """The pass argvs of one chunk and the file each rung's chunk is written to."""
     tag = f"c{task.chunk.index:05d}"
-    jobs = [RungJob(r, work / f"{r.name}-{tag}.mp4", work / f"{r.name}-{tag}-passlog")
-            for r in task.rungs]
+    jobs = [RungJob(r, work / f"{r.name}-{tag}.mp4", work / f"{r.name}-{tag}-passlog",
+                    vbv_init=task.vbv_init) for r in task.rungs]
     passes: list[int | None] = [1, 2] if task.video.two_pass else [None]
+    if task.video.two_pass:
+        # Decode and scale the chunk once, as the local engine does (the spill sits in the
+        # chunk's scratch folder, removed with it).
+        jobs = with_spill(jobs, task.chunk.frames, task.video.pix_fmt, work, dry_run=dry_run)
     argvs = [build_pass_argv(ffmpeg, task.source, task.plan, task.video, task.audio, jobs, [],
                              number, window=task.chunk.window, input_path=input_path)
              for number in passes]
@@ -111,8 +119,9 @@ class ChunkedEncoder:
 
     name = "chunked"
 
-    def __init__(self, chunk_seconds: float) -> None:
+    def __init__(self, chunk_seconds: float, *, bound_hrd: bool = True) -> None:
         self.chunk_seconds = chunk_seconds
+        self.bound_hrd = bound_hrd  # repair the buffer at the joins (off: to show the drift)
         self._cancelled = threading.Event()
 
     def plan(self, ctx: EncodeContext) -> list[Chunk]:
@@ -151,8 +160,41 @@ class ChunkedEncoder:
         if ctx.runner.dry_run:
             return
         for job in todo:
+            if self.bound_hrd:
+                self.repair_joins(ctx, job.rung, [(c, entries[(job.rung.name, c.index)])
+                                                  for c in chunks])
             join_chunks([entries[(job.rung.name, c.index)].media for c in chunks], job.output,
                         ctx.runner)
+
+    def repair_joins(self, ctx: EncodeContext, rung: PlannedRung,
+                     parts: list[tuple[Chunk, CacheEntry]]) -> int:
+        """Walk the buffer across one rung's chunks in order; encode again (here, one after
+        another) each chunk that starts too far from its plan. Returns how many were."""
+        level: float | None = None
+        repaired = 0
+        for chunk, entry in parts:
+            buffer = read_chunk_buffer(entry.media, ctx.runner)
+            if buffer is None:
+                return repaired  # no HRD declared: no buffer to keep
+            level = buffer.planned if level is None else level
+            check = check_join(buffer, level)
+            if check.repair:
+                self.check_interrupted()
+                task = ChunkTask(ctx.source_hash, ctx.source, ctx.plan, ctx.preset.video,
+                                 ctx.preset.audio, (rung,), chunk,
+                                 vbv_init=vbv_init_for(level, buffer.hrd))
+                with _scratch(ctx.work) as scratch:
+                    entry.store(encode_chunk(task, scratch, ctx.runner)[rung.name])
+                repaired += 1
+                buffer = read_chunk_buffer(entry.media, ctx.runner)
+                if buffer is None:
+                    return repaired
+                check = check_join(buffer, level)
+            level = check.end
+        if repaired:
+            ctx.runner.note(f"{rung.name}: {repaired} chunk(s) encoded again from the buffer "
+                            "level they really start at")
+        return repaired
 
     def run_chunks(self, ctx: EncodeContext, tasks: list[ChunkTask], stored: ChunkDone,
                    audio_argv: list[str] | None) -> None:
@@ -162,7 +204,7 @@ class ChunkedEncoder:
         for task in tasks:
             self.check_interrupted()
             if ctx.runner.dry_run:
-                for argv in chunk_argvs(task, ctx.ffmpeg, ctx.work)[0]:
+                for argv in chunk_argvs(task, ctx.ffmpeg, ctx.work, dry_run=True)[0]:
                     ctx.runner.run(argv, what=f"ffmpeg {task.label}")
                 continue
             with _scratch(ctx.work) as scratch:

@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from discriminator_cli.encode.chunks import source_frames
 from discriminator_cli.encode.ladder import LadderPlan
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry
-from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv
+from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, with_spill
 from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.progress import ProgressSink
@@ -71,7 +72,8 @@ def make_encoder(options: EncodeOptions) -> RungEncoder:
 
 
 class LocalEncoder:
-    """Today's path: one ffmpeg per pass, the whole source decoded once into every rung."""
+    """Today's path: one ffmpeg per pass over the whole source. When the rungs' raw frames fit
+    on disk, pass 1 decodes and scales the source once and leaves them for pass 2."""
 
     name = "local"
 
@@ -83,6 +85,20 @@ class LocalEncoder:
         video = ctx.preset.video
         source, runner = ctx.source, ctx.runner
         passes: list[int | None] = [1, 2] if video.two_pass and todo else [None]
+        if video.two_pass and todo:
+            todo = with_spill(todo, source_frames(source, ctx.plan), video.pix_fmt, ctx.work,
+                              dry_run=runner.dry_run)
+        try:
+            self._run_passes(ctx, todo, audio_todo, passes)
+        finally:
+            for job in todo:
+                if job.spill is not None:
+                    job.spill.unlink(missing_ok=True)  # gigabytes: free them at once
+
+    def _run_passes(self, ctx: EncodeContext, todo: list[RungJob],
+                    audio_todo: list[AudioJob], passes: list[int | None]) -> None:
+        video = ctx.preset.video
+        source, runner = ctx.source, ctx.runner
         for number in passes:
             label = "+".join(j.rung.name for j in todo) or "audio"
             name = f"pass {number}/2: {label}" if number else f"encode: {label}"

@@ -30,7 +30,7 @@ from discriminator_cli.encode.poster import Poster
 from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
 from discriminator_cli.encode.work import work_directory
-from discriminator_cli.encode.x264 import AudioJob, RungJob
+from discriminator_cli.encode.x264 import GRAPH_VERSION, AudioJob, RungJob
 from discriminator_cli.errors import (
     BadInputError,
     OutputExistsError,
@@ -338,7 +338,8 @@ def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
     rungs = {r.name: rung_cache.rung(encode_key({
         "source": source_hash, "rung": r.as_dict(), "video": video,
         "fps": str(plan.frame_rate), "gop": plan.gop_frames,
-        "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version})) for r in plan.rungs}
+        "vfr": source.variable_frame_rate, "ffmpeg": ffmpeg_version,
+        "graph": GRAPH_VERSION})) for r in plan.rungs}
     loudness = editors.effective_loudness(options.preset, options.loudness, options.true_peak)
     # Only a normalised track's key names its loudness: plain tracks keep their cache entries.
     loudness_key = {"loudness": loudness} if loudness else {}

@@ -45,19 +45,26 @@ MAX_SIMULATED_FRAMES = 15_000_000
 def simulate(sizes: Iterable[int], durations: Iterable[float], hrd: HrdParameters,
              initial_fullness: float) -> Violation | None:
     """The first underflow or overflow over frames of `sizes` bytes lasting `durations` s."""
+    return buffer_walk(sizes, durations, hrd, initial_fullness)[0]
+
+
+def buffer_walk(sizes: Iterable[int], durations: Iterable[float], hrd: HrdParameters,
+                initial_fullness: float) -> tuple[Violation | None, float]:
+    """The first violation (or None) and the bits in the buffer after the last frame (where
+    the next stream joined to this one starts: see encode/hrd_joins.py)."""
     fullness = initial_fullness
     clock = 0.0
     for frame, (size, duration) in enumerate(zip(sizes, durations, strict=True)):
         bits = size * 8
         if bits > fullness + SLACK_BITS:
-            return Violation("underflow", frame, clock, fullness, bits)
+            return Violation("underflow", frame, clock, fullness, bits), fullness
         fullness += hrd.bit_rate * duration - bits
         clock += duration
         if fullness > hrd.cpb_size + SLACK_BITS:
             if hrd.cbr:
-                return Violation("overflow", frame, clock, fullness, bits)
+                return Violation("overflow", frame, clock, fullness, bits), fullness
             fullness = hrd.cpb_size  # VBR: arrival pauses while the buffer is full
-    return None
+    return None, fullness
 
 
 def stream_hrd(media: MediaInfo) -> HrdParameters | None:
