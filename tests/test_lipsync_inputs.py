@@ -157,3 +157,18 @@ def test_the_cli_renders_counts_and_rates() -> None:
     state = bars._progress.tasks[0]
     count, rate = (str(column.render(state)) for column in bars._progress.columns[3:5])
     assert count == "36/72 frames" and rate.endswith(" frames/s") and float(rate.split()[0]) > 0
+
+
+def test_dry_run_loads_no_model_and_touches_nothing(files: dict[str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """A checkpoint that is not a model at all: the dry run must not even open it as one."""
+    not_a_model = tmp_path / "junk.pth"
+    not_a_model.write_bytes(b"not a torch file")
+    cache = tmp_path / "cache"
+    out = tmp_path / "clip.mp4"
+    main(["lipsync", "--face", str(files["face"]), "--audio", str(SPEECH), "--checkpoint",
+          str(not_a_model), "-o", str(out), "--cache-dir", str(cache), "--dry-run"])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].startswith("# when the narration's mel is not cached")
+    assert "-ar 16000" in printed[1] and "-f rawvideo -pix_fmt bgr24" in printed[2]
+    assert not cache.exists() and not out.exists() and list(tmp_path.iterdir()) == [not_a_model]

@@ -84,13 +84,14 @@ def lipsync(
     from discriminator_cli.provenance import provenance_imports
 
     with lipsync_imports("discriminator lipsync"):
-        from discriminator_cli.lipsync.batch import faces_in, lipsync_many
+        from discriminator_cli.lipsync.batch import faces_in, lipsync_many, output_for
         from discriminator_cli.lipsync.engine import load_engine
         from discriminator_cli.lipsync.faces import make_detector, parse_box, parse_pads
         from discriminator_cli.lipsync.pipeline import (
             LipSyncOptions,
             check_clip_inputs,
             lipsync_clip,
+            print_clip_commands,
         )
 
     faces = list(face or [])
@@ -119,10 +120,18 @@ def lipsync(
     options = LipSyncOptions(fps=fps, pads=parse_pads(pads), resize_factor=resize_factor,
                              blend=blend, smooth=smooth, batch_size=batch_size, force=force,
                              cache_dir=cache_dir, signing=signing, crf=crf)
+    runner = CommandRunner(dry_run=dry_run, echo=print)
+    if dry_run and watch is None:
+        # A dry run lists the ffmpeg commands; it loads no model and writes nothing.
+        if not checkpoint.is_file():
+            raise BadInputError("checkpoint not found", path=checkpoint, hint="check the path")
+        for face_path in faces:
+            print_clip_commands(face_path, audio, output or output_for(face_path, out_dir),
+                                options, runner)
+        return
     chosen = make_detector(detector, box=parse_box(box) if box else None,
                            weights=detector_weights, device=device)
     engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)
-    runner = CommandRunner(dry_run=dry_run, echo=print)
     if not (quiet or json_output):
         info(f"model: {checkpoint.name} ({engine.precision} on {engine.device}); face "
              f"detector: {chosen.name}")

@@ -10,6 +10,7 @@ one ffmpeg process as they are made; the clip is signed (an embedded C2PA manife
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 from collections.abc import Generator, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 from discriminator_cli import __version__
 from discriminator_cli.cache import file_sha256
 from discriminator_cli.errors import BadInputError, OutputExistsError
-from discriminator_cli.lipsync.audio import frame_count, mel_windows
+from discriminator_cli.lipsync.audio import decode_argv, frame_count, mel_windows
 from discriminator_cli.lipsync.engine import LipSyncEngine
 from discriminator_cli.lipsync.faces import (
     DEFAULT_PADS,
@@ -50,6 +51,7 @@ from discriminator_cli.lipsync.resize import resize_linear
 from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.publish import staged_file
 from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import ffmpeg_path
 
 if TYPE_CHECKING:
     from discriminator_cli.provenance.identity import SigningIdentity
@@ -215,6 +217,39 @@ def check_clip_inputs(face: Path, audio: Path, output: Path, force: bool) -> Non
                                 hint="pass --force to replace it, or choose another -o")
 
 
+def _echo_clip_commands(face: Path, audio: Path, output: Path, width: int, height: int,
+                        fps: Fraction, is_video: bool, options: LipSyncOptions,
+                        runner: CommandRunner) -> None:
+    if is_video:
+        runner.run(reader_argv(face, width, height), what="ffmpeg face video decode")
+    runner.run(writer_argv(output, width, height, fps, audio,
+                           synthetic_metadata(sidecar_path(output)), crf=options.crf),
+               what="ffmpeg clip encode")
+
+
+def print_clip_commands(face: Path, audio: Path, output: Path,
+                        options: LipSyncOptions, runner: CommandRunner) -> None:
+    """--dry-run: the ffmpeg argv one clip runs, without a model, a mel or a file written.
+
+    The narration's decode is listed too, marked as needed only when its mel is not cached
+    (finding out would mean hashing it into the cache)."""
+    check_clip_inputs(face, audio, output, options.force)
+    photo = load_photo_frame(face, options.resize_factor)
+    if photo is not None:
+        fps = Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
+        height, width = photo.shape[:2]
+    else:
+        info = probe_face_video(face, runner)
+        width, height = scaled_size(info.width, info.height, options.resize_factor)
+        fps = info.fps
+    runner.note("when the narration's mel is not cached yet:")
+    runner.run(decode_argv(ffmpeg_path(), audio, Path(tempfile.gettempdir()) /
+                           "discriminator-audio-XXXX" / "samples.f32"),
+               what="ffmpeg narration decode")
+    _echo_clip_commands(face, audio, output, width, height, fps, photo is None, options,
+                        runner)
+
+
 def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                  detector: FaceDetector, options: LipSyncOptions | None = None, *,
                  runner: CommandRunner | None = None,
@@ -250,10 +285,8 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
                         precision=engine.precision, detector=detector.name,
                         mel_cache_hit=entry.hit, timings=timings, dry_run=runner.dry_run)
     if runner.dry_run:
-        if photo is None:
-            runner.run(reader_argv(face, width, height), what="ffmpeg face video decode")
-        runner.run(writer_argv(output, width, height, fps, audio, synthetic_metadata(sidecar),
-                               crf=options.crf), what="ffmpeg clip encode")
+        _echo_clip_commands(face, audio, output, width, height, fps, photo is None, options,
+                            runner)
         return result
 
     paster = Paster(options.blend)
