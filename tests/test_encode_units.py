@@ -87,8 +87,8 @@ def test_pass_one_decodes_once_and_splits_into_every_rung() -> None:
                            _jobs(plan), [], 1)
     assert argv.count("-i") == 1 and argv[argv.index("-i") + 1] == "file:raw/take.mov"
     graph = argv[argv.index("-filter_complex") + 1]
-    # a cascade: each rung's frames go to its encoder and to the next smaller rung's scaler
-    assert graph.count("split=2") == 2 and graph.count("scale=") == 3
+    # the top rung's frames go to its encoder and to each smaller rung's scaler
+    assert graph.count("split=3") == 1 and graph.count("scale=") == 3
     assert "scale=1920:1080:flags=bicubic" in graph and "scale=768:432" in graph
     assert argv.count("-pass") == 3 and argv.count("/dev/null") == 3
     for name in ("1080p", "720p", "432p"):
@@ -137,9 +137,9 @@ def test_with_a_spill_the_source_is_decoded_and_scaled_once_for_both_passes() ->
                             audio, 1)
     graph = first[first.index("-filter_complex") + 1]
     assert first.count("-i") == 1 and graph.count("fps=25/1") == 1
-    # the cascade: 1080p from the source, 720p from 1080p, 432p from 720p, 8-bit throughout
-    assert graph.index("scale=1920:1080") < graph.index("scale=1280:720") < \
-        graph.index("scale=768:432") and graph.count("format=yuv420p") == 3
+    # 1080p from the source, 720p and 432p from 1080p's 8-bit frames: split=4 with the spill
+    assert graph.startswith("[0:v:0]fps=25/1") and graph.count("split=4") == 1
+    assert graph.count("split=2") == 2 and graph.count("format=yuv420p") == 3
     assert first.count("rawvideo") == 3 and first.count("nut") == 3
     # encoders are outputs 0..2 in both passes: ffmpeg names pass logs by output index
     assert [first[i + 1] for i, a in enumerate(first) if a == "-f"][:3] == ["null"] * 3
