@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -58,3 +59,23 @@ def attributes(line: str) -> dict[str, str]:
     body = line.split(":", 1)[1]
     return {m.group(1): m.group(2).strip('"')
             for m in re.finditer(r'([A-Z0-9-]+)=("[^"]*"|[^,]*)', body)}
+
+
+def start_local_ray() -> bool:
+    """A 2-CPU local Ray instance for the tests (False: one was running already)."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    if ray.is_initialized():
+        return False
+    for attempt in (1, 2):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                     logging_level="warning")
+            return True
+        except Exception as exc:
+            # Ray waits a fixed 30 s for its raylet; a loaded 2-core box can miss that once.
+            if attempt == 2 or "timed out during startup" not in str(exc):
+                raise
+            ray.shutdown()
+    return True

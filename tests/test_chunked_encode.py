@@ -27,7 +27,7 @@ from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.probe import probe_source
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.validate import validate_package
-from tests.helpers import ffprobe_json
+from tests.helpers import ffprobe_json, start_local_ray
 
 TINY = Path(__file__).parent / "data" / "tiny.toml"
 CHUNK_SECONDS = 5.76  # 144 frames = three GOPs per chunk
@@ -146,18 +146,8 @@ def test_a_rerun_encodes_only_the_missing_chunks(tmp_path: Path, source_16s: Pat
 @pytest.fixture(scope="session")
 def ray_session() -> str:
     """A 2-CPU local Ray instance shared by the ray tests; returns its address."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     ray = pytest.importorskip("ray")
-    for attempt in (1, 2):
-        try:
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                     logging_level="warning")
-            break
-        except Exception as exc:
-            # Ray waits a fixed 30 s for its raylet; a loaded 2-core box can miss that once.
-            if attempt == 2 or "timed out during startup" not in str(exc):
-                raise
-            ray.shutdown()
+    start_local_ray()
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
 

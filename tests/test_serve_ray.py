@@ -5,7 +5,6 @@ mode; the clips are signed and carry their sidecar; the API and metrics are the 
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 import time
@@ -29,6 +28,7 @@ from discriminator_cli.provenance.verify import verify_clip  # noqa: E402
 from discriminator_cli.serve.app import create_app  # noqa: E402
 from discriminator_cli.serve.local import build_service, lifespan_for  # noqa: E402
 from discriminator_cli.serve.service import ServiceConfig  # noqa: E402
+from tests.helpers import start_local_ray  # noqa: E402
 from tests.serve_helpers import decoded_frames, metric, wait_for  # noqa: E402
 
 REPLICAS = 2
@@ -42,19 +42,7 @@ JOBS = [("astronaut", "intro", None), ("face", "intro", "16,16,112,112"),
 @pytest.fixture(scope="module")
 def ray_instance() -> Iterator[None]:
     """One local 2-CPU instance for the module (reused if another module already started one)."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    started = not ray.is_initialized()
-    if started:
-        for attempt in (1, 2):
-            try:
-                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-                         logging_level="warning")
-                break
-            except Exception as exc:
-                # Ray waits a fixed 30 s for its raylet; a loaded 2-core box can miss that once.
-                if attempt == 2 or "timed out during startup" not in str(exc):
-                    raise
-                ray.shutdown()
+    started = start_local_ray()
     yield
     from ray import serve
 

@@ -227,6 +227,22 @@ def _echo_clip_commands(face: Path, audio: Path, output: Path, width: int, heigh
                what="ffmpeg clip encode")
 
 
+def _clip_frames(face: Path, options: LipSyncOptions, runner: CommandRunner,
+                 ) -> tuple[np.ndarray | None, int, int, Fraction]:
+    """(the photo or None for a video, width, height, frame rate) of the clip a face makes."""
+    photo = load_photo_frame(face, options.resize_factor)
+    if photo is not None:
+        height, width = photo.shape[:2]
+        return photo, width, height, Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
+    info = probe_face_video(face, runner)
+    width, height = scaled_size(info.width, info.height, options.resize_factor)
+    if options.fps and abs(options.fps - float(info.fps)) > 1e-3:
+        raise BadInputError(f"--fps {options.fps:g} differs from the face video's "
+                            f"{float(info.fps):g} fps", path=face,
+                            hint="drop --fps for a video face: its own rate is used")
+    return None, width, height, info.fps
+
+
 def print_clip_commands(face: Path, audio: Path, output: Path,
                         options: LipSyncOptions, runner: CommandRunner) -> None:
     """--dry-run: the ffmpeg argv one clip runs, without a model, a mel or a file written.
@@ -234,14 +250,7 @@ def print_clip_commands(face: Path, audio: Path, output: Path,
     The narration's decode is listed too, marked as needed only when its mel is not cached
     (finding out would mean hashing it into the cache)."""
     check_clip_inputs(face, audio, output, options.force)
-    photo = load_photo_frame(face, options.resize_factor)
-    if photo is not None:
-        fps = Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
-        height, width = photo.shape[:2]
-    else:
-        info = probe_face_video(face, runner)
-        width, height = scaled_size(info.width, info.height, options.resize_factor)
-        fps = info.fps
+    photo, width, height, fps = _clip_frames(face, options, runner)
     runner.note("when the narration's mel is not cached yet:")
     runner.run(decode_argv(ffmpeg_path(), audio, Path(tempfile.gettempdir()) /
                            "discriminator-audio-XXXX" / "samples.f32"),
@@ -261,18 +270,7 @@ def lipsync_clip(engine: LipSyncEngine, face: Path, audio: Path, output: Path,
     timings: dict[str, float] = {}
     started = time.perf_counter()
 
-    photo = load_photo_frame(face, options.resize_factor)
-    if photo is not None:
-        fps = Fraction(options.fps or PHOTO_FPS).limit_denominator(1001)
-        height, width = photo.shape[:2]
-    else:
-        info = probe_face_video(face, runner)
-        width, height = scaled_size(info.width, info.height, options.resize_factor)
-        fps = info.fps
-        if options.fps and abs(options.fps - float(fps)) > 1e-3:
-            raise BadInputError(f"--fps {options.fps:g} differs from the face video's "
-                                f"{float(fps):g} fps", path=face,
-                                hint="drop --fps for a video face: its own rate is used")
+    photo, width, height, fps = _clip_frames(face, options, runner)
 
     entry = get_or_compute_mel(audio, options.cache_dir, fps=float(fps), runner=runner)
     mel = entry.load()
