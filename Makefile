@@ -53,6 +53,9 @@ bench: setup
 	$(BIN)/python benchmarks/encode_vs_sequential.py
 	$(BIN)/python benchmarks/validate_long.py
 	$(BIN)/python benchmarks/lipsync_cpu.py
+	$(BIN)/python benchmarks/int8_plan.py
+	$(BIN)/python benchmarks/serve_load.py
+	$(BIN)/python benchmarks/encode_scaling.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
