@@ -319,7 +319,7 @@ def test_progress_reports_each_phase_and_bf16_that_misses_falls_back_to_fp32(
     finished: list[int] = []
 
     class Recorder:
-        def start(self, label: str, total: float) -> int:
+        def start(self, label: str, total: float, unit: str = "s") -> int:
             seen.append((label, total))
             return len(seen) - 1
 
