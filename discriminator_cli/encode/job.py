@@ -355,7 +355,6 @@ def _cache_entries(source: SourceInfo, plan: LadderPlan, options: EncodeOptions,
 
 def _validate_staged(staging: Path, final: Path, plan: LadderPlan,
                      preset: Preset) -> dict[str, Any]:
-    from discriminator_cli.validate import validate_package
     from discriminator_cli.validate.h264 import HrdParameters
 
     # The buffer model reads the stream's own HRD parameters; the preset's are the fallback.
@@ -363,15 +362,22 @@ def _validate_staged(staging: Path, final: Path, plan: LadderPlan,
                                                      cbr=preset.video.nal_hrd == "cbr",
                                                      source="preset")
                 for r in plan.rungs}
-    report = validate_package(staging, hrd_fallback=fallback)
-    summary = report.summary()
+    return check_staged_package(staging, final, hrd_fallback=fallback)
+
+
+def check_staged_package(staging: Path, final: Path, *,
+                         hrd_fallback: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate a staged package; refuse to publish it (ValidationFailedError) on errors."""
+    from discriminator_cli.validate import validate_package
+
+    report = validate_package(staging, hrd_fallback=hrd_fallback)
     if report.errors:
         first = report.errors[0]
         raise ValidationFailedError(
             f"the package failed validation ({len(report.errors)} errors; first: "
             f"{first.one_line()})", path=final,
             hint="nothing was published; rerun with --no-validate to inspect it anyway")
-    return summary
+    return report.summary()
 
 
 def _encode_missing(ctx: EncodeContext, encoder: RungEncoder, rung_jobs: list[RungJob],

@@ -33,7 +33,7 @@ from discriminator_cli.encode.vp9 import build_vp9_pass_argv, vp9_codecs
 from discriminator_cli.encode.webm_dash import WebmRepresentation, write_webm_mpd
 from discriminator_cli.encode.work import work_directory
 from discriminator_cli.encode.x264 import RungJob
-from discriminator_cli.errors import BadInputError, ToolFailedError, ValidationFailedError
+from discriminator_cli.errors import BadInputError, ToolFailedError
 from discriminator_cli.package_layout import MPD_NAME
 from discriminator_cli.probe import SourceInfo, probe_source
 from discriminator_cli.progress import ProgressSink
@@ -216,7 +216,11 @@ def encode_overlay(source_path: Path, options: EncodeOptions, *, runner: Command
                                   top.height, staging, runner)
             if options.validate:
                 with timer("validate"):
-                    validation = _validate(staging, options.out_dir)
+                    # job.py imports this module: its validate-then-refuse step is looked up
+                    # at call time.
+                    from discriminator_cli.encode.job import check_staged_package
+
+                    validation = check_staged_package(staging, options.out_dir)
             files = sorted(str(p.relative_to(staging)) for p in staging.rglob("*")
                            if p.is_file())
     return EncodeResult(source=shown, out_dir=options.out_dir, backend="webm",
@@ -247,14 +251,3 @@ def _poster_seconds(options: EncodeOptions) -> float:
     return requested
 
 
-def _validate(staging: Path, final: Path) -> dict[str, Any]:
-    from discriminator_cli.validate import validate_package
-
-    report = validate_package(staging)
-    if report.errors:
-        first = report.errors[0]
-        raise ValidationFailedError(
-            f"the overlay package failed validation ({len(report.errors)} errors; first: "
-            f"{first.one_line()})", path=final,
-            hint="nothing was published; rerun with --no-validate to inspect it anyway")
-    return report.summary()
