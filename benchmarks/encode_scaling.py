@@ -32,42 +32,74 @@ from discriminator_cli.runner import CommandRunner, RunResult
 CLOCK = os.sysconf("SC_CLK_TCK")
 
 
+def _children_cpu() -> float:
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return kids.ru_utime + kids.ru_stime
+
+
 class TimedRunner(CommandRunner):
-    """Records (what, wall seconds) of every tool run in this process."""
+    """Records (what, wall seconds, CPU seconds) of every tool run in this process. The CPU is
+    the reaped children's: exact while runs do not overlap (the local and chunked engines run
+    their ffmpegs one after another), approximate where they do."""
 
     def __init__(self) -> None:
         super().__init__()
         self.timed: list[tuple[str, float]] = []
+        self.cpu: list[tuple[str, float]] = []
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+        super().note(text)
 
     def run(self, args: list[str], **kwargs: object) -> RunResult:  # type: ignore[override]
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), _children_cpu()
         try:
             return super().run(args, **kwargs)  # type: ignore[arg-type]
         finally:
-            self.timed.append((str(kwargs.get("what", args[0])), time.perf_counter() - start))
+            what = str(kwargs.get("what", args[0]))
+            self.timed.append((what, time.perf_counter() - start))
+            self.cpu.append((what, _children_cpu() - cpu))
 
 
-def _descendant_cpu(root: int) -> float:
-    """CPU seconds of every live descendant of `root`, including their reaped children."""
+def step_kind(what: str) -> str:
+    """'ffmpeg chunk 2 (1080p+720p) pass 1/2' -> 'ffmpeg chunk pass 1/2'; a join repair
+    ('ffmpeg chunk 3 (432p) again pass 1/2') -> 'ffmpeg chunk again pass 1/2'."""
+    words = what.split()
+    if len(words) > 2 and words[1] == "chunk":
+        again = ["again"] if "again" in words else []
+        return " ".join([words[0], "chunk", *again, *words[words.index("pass"):]]
+                        if "pass" in words else words[:2])
+    return what
+
+
+def _descendant_cpu(root: int) -> dict[str, float]:
+    """CPU seconds of every live descendant of `root` (their reaped children included), by
+    process name: Ray's workers are `ray::...`, its daemons (raylet, gcs_server, agents) the
+    rest."""
     parents: dict[int, int] = {}
     times: dict[int, float] = {}
+    names: dict[int, str] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            head, tail = (entry / "stat").read_text().rsplit(")", 1)
         except OSError:
             continue
+        fields = tail.split()
         pid = int(entry.name)
         parents[pid] = int(fields[1])
         times[pid] = sum(int(v) for v in fields[11:15]) / CLOCK
-    total = 0.0
+        names[pid] = head.split("(", 1)[1]
+    total: dict[str, float] = {}
     for pid in times:
         walk = pid
         while walk > 1 and walk != root:
             walk = parents.get(walk, 0)
         if walk == root and pid != root:
-            total += times[pid]
+            kind = "ray workers" if names[pid].startswith("ray::") else "other processes"
+            total[kind] = total.get(kind, 0.0) + times[pid]
     return total
 
 
@@ -86,8 +118,11 @@ def run_once(engine: str, source: Path, preset: str, chunk_seconds: float, work:
         preset=load_preset(preset), out_dir=work / f"pkg-{engine}", cache_dir=work / engine,
         engine=engine, chunk_seconds=chunk_seconds, force=True), runner=runner)  # type: ignore[arg-type]
     wall = time.perf_counter() - start
-    cpu = _own_cpu() - cpu0 + _descendant_cpu(os.getpid()) - tree0
-    return {"wall": wall, "cpu": cpu, "timed": runner.timed, "timings": result.timings,
+    tree = _descendant_cpu(os.getpid())
+    spread = {kind: tree[kind] - tree0.get(kind, 0.0) for kind in tree}
+    cpu = _own_cpu() - cpu0 + sum(spread.values())
+    return {"wall": wall, "cpu": cpu, "timed": runner.timed, "steps": runner.cpu,
+            "timings": result.timings, "notes": runner.notes, "spread": spread,
             "rates": {r.name: r.measurement.average_bitrate for r in result.rungs
                       if r.measurement}}
 
@@ -149,7 +184,10 @@ def main() -> None:
                 runs[engine].append(run_once(engine, source, args.preset, args.chunk_seconds,
                                              work))
                 print(f"[{repeat + 1}/{args.repeats}] {engine}: wall "
-                      f"{runs[engine][-1]['wall']:.1f} s, CPU {runs[engine][-1]['cpu']:.1f} s",
+                      f"{runs[engine][-1]['wall']:.1f} s, CPU {runs[engine][-1]['cpu']:.1f} s"
+                      + "".join(f", {k} {v:.1f}" for k, v in  # type: ignore[attr-defined]
+                                runs[engine][-1]["spread"].items() if v >= 0.05)
+                      + "".join(f"\n    {n}" for n in runs[engine][-1]["notes"]),  # type: ignore[attr-defined]
                       flush=True)
     best = {e: min(r, key=lambda x: float(x["wall"])) for e, r in runs.items()}  # type: ignore[arg-type]
     base = best["local"]
@@ -159,19 +197,33 @@ def main() -> None:
     for engine, run in best.items():
         print(f"{engine:8} {run['wall']:8.1f} {float(run['wall']) / float(base['wall']):8.3f} "
               f"{run['cpu']:8.1f} {float(run['cpu']) / float(base['cpu']):8.3f}  {run['rates']}")
+    print("\nCPU seconds by step (tools run by this process; Ray workers' runs are not here)")
+    kinds: dict[str, dict[str, float]] = {}
+    for engine, run in best.items():
+        for what, seconds in run["steps"]:  # type: ignore[attr-defined]
+            row = kinds.setdefault(step_kind(what), {})
+            row[engine] = row.get(engine, 0.0) + seconds
+    print(f"{'step':34}" + "".join(f"{e:>10}" for e in best))
+    for kind, row in sorted(kinds.items(), key=lambda item: -max(item[1].values())):
+        print(f"{kind[:34]:34}" + "".join(f"{row.get(e, 0.0):10.1f}" for e in best))
     if "chunked" in best:
         timed = best["chunked"]["timed"]
         chunk_walls: dict[str, float] = {}
+        repairs = 0.0  # join repairs run on the driver after every chunk: serial
         for what, seconds in timed:  # type: ignore[union-attr]
-            if what.startswith("ffmpeg chunk "):
+            if what.startswith("ffmpeg chunk ") and " again " in what:
+                repairs += seconds
+            elif what.startswith("ffmpeg chunk "):
                 key = what.split(" pass ")[0]
                 chunk_walls[key] = chunk_walls.get(key, 0.0) + seconds
-        joins = sum(s for w, s in timed if w == "ffmpeg join chunks")  # type: ignore[union-attr]
+        joins = repairs + sum(s for w, s in timed  # type: ignore[union-attr]
+                              if w == "ffmpeg join chunks")
         stages = best["chunked"]["timings"]
         tail = joins + sum(float(stages.get(k, 0.0)) for k in  # type: ignore[union-attr]
                            ("package", "validate", "probe", "hash"))
         print(f"\ncritical path: {len(chunk_walls)} chunks (longest "
-              f"{max(chunk_walls.values()):.1f} s), join+probe+hash+package+validate "
+              f"{max(chunk_walls.values()):.1f} s), join repairs {repairs:.1f} s, "
+              "join+probe+hash+package+validate "
               f"{tail:.1f} s; one chunk per worker at a time, each worker as fast as this "
               "machine running one chunk")
         print(f"{'workers':>7} {'wall s':>8} {'speed-up vs local':>18}")

@@ -230,3 +230,46 @@ def test_bad_engine_inputs(official_ckpt: Path) -> None:
         engine.predict(reference_mels(), reference_faces().astype(np.float32))
     with pytest.raises(BadInputError, match="mel windows but"):
         engine.predict(reference_mels()[:2], reference_faces())
+
+
+def test_lanes_change_the_schedule_not_the_frames(official_ckpt: Path) -> None:
+    """An engine given 2 cores runs 16-row calls on 2 single-threaded lanes at once: every path
+    (predict, predict_still, predict_groups) gives exactly what the same calls give one after
+    another on one thread, and the order of the rows is kept."""
+    import threading
+
+    import torch
+
+    from discriminator_cli.lipsync.engine import LANE_ROWS, plan_lanes
+
+    assert plan_lanes(None, "cpu") == (1, None)
+    assert plan_lanes(2, "cpu") == (2, 1) and plan_lanes(16, "cpu") == (4, 4)
+    assert plan_lanes(8, "cuda") == (1, None)
+    threads = torch.get_num_threads()
+    try:
+        lanes = load_engine(official_ckpt, precision="fp32", batch_size=64, cores=2)
+        assert lanes.lanes == 2 and lanes.call_rows == LANE_ROWS
+        assert torch.get_num_threads() == 1
+        serial = load_engine(official_ckpt, precision="fp32", batch_size=LANE_ROWS)
+        assert serial.lanes == 1
+        rng = np.random.default_rng(7)
+        mels = rng.standard_normal((3 * LANE_ROWS + 5, 80, 16)).astype(np.float32)
+        face, other = reference_faces()[1], reference_faces()[2]
+        used: set[str] = set()
+        original = lanes.model.decode
+
+        def decode(*args: object) -> object:
+            used.add(threading.current_thread().name)
+            return original(*args)  # type: ignore[arg-type]
+
+        lanes.model.decode = decode  # type: ignore[method-assign]
+        assert np.array_equal(lanes.predict_still(mels, face), serial.predict_still(mels, face))
+        assert len(used) == 2 and all(name.startswith("model-lane") for name in used)
+        mixed = np.stack([face if i % 3 else other for i in range(len(mels))])
+        assert np.array_equal(lanes.predict(mels, mixed), serial.predict(mels, mixed))
+        groups = [(mels[:20], face), (mels[20:], other)]
+        for got, want in zip(lanes.predict_groups(groups), serial.predict_groups(groups),
+                             strict=True):
+            assert np.array_equal(got, want)
+    finally:
+        torch.set_num_threads(threads)

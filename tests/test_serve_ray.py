@@ -29,7 +29,7 @@ from discriminator_cli.serve.app import create_app  # noqa: E402
 from discriminator_cli.serve.local import build_service, lifespan_for  # noqa: E402
 from discriminator_cli.serve.service import ServiceConfig  # noqa: E402
 from tests.helpers import start_local_ray  # noqa: E402
-from tests.serve_helpers import decoded_frames, metric, wait_for  # noqa: E402
+from tests.serve_helpers import SPEECH, decoded_frames, metric, wait_for  # noqa: E402
 
 REPLICAS = 2
 # (photo, narration, box): detection on the full photo and two given boxes; 7- and 2-frame
@@ -54,7 +54,8 @@ def ray_instance() -> Iterator[None]:
 def _config(assets: dict[str, Path], data_dir: Path) -> ServiceConfig:
     return ServiceConfig(
         checkpoint=assets["checkpoint"],
-        narrations={"intro": assets["narration"], "short": assets["short"]},
+        narrations={"intro": assets["narration"], "short": assets["short"],
+                    "long": SPEECH},
         data_dir=data_dir, precision="fp32", detector="lbp", slots=2, batch_size=4,
         signing=resolve_identity(None, None))
 
@@ -125,7 +126,7 @@ def test_ray_mode_makes_the_local_modes_clips(ray_service: tuple[str, Path],
         text = client.get("/metrics").text
         assert metric(text, "discriminator_frames_total") == sum(s["frames"] for s in states)
         assert metric(text, "discriminator_batch_viewers_count") >= 1
-        assert client.get("/v1/narrations").json() == {"narrations": ["intro", "short"]}
+        assert client.get("/v1/narrations").json() == {"narrations": ["intro", "long", "short"]}
         assert client.get("/v1/clips/" + "A" * 22).status_code == 404
     report = verify_clip(ray_data / "clips" / f"{ids[0]}.mp4")
     assert report.ok, report.as_dict()  # signed, sidecar and inputs match
@@ -155,3 +156,114 @@ def test_ray_mode_makes_the_local_modes_clips(ray_service: tuple[str, Path],
                 assert local_box["output"]["frames"] == state["frames"]
     finally:
         torch.set_num_threads(threads)
+
+
+class _DeadThenLive:
+    """A stand-in for a Ray Serve handle whose first `predict` call dies with its replica."""
+
+    def __init__(self, deaths: int) -> None:
+        self.deaths, self.calls = deaths, 0
+        self.predict = self
+
+    def remote(self, chunk: tuple[Any, Any]) -> Any:
+        from ray.exceptions import ActorDiedError
+
+        from discriminator_cli.serve.ray_app import BatchNote
+
+        self.calls += 1
+        dies = self.calls <= self.deaths
+        mels = chunk[0]
+
+        class Response:
+            def result(self, timeout_s: float | None = None) -> Any:
+                if dies:
+                    raise ActorDiedError()
+                return mels * 2, BatchNote(f"b{id(self)}", 1, len(mels))
+        return Response()
+
+
+def test_a_chunk_whose_replica_died_is_sent_again() -> None:
+    import numpy as np
+    from ray.exceptions import RayActorError
+
+    from discriminator_cli.serve.metrics import Metrics
+    from discriminator_cli.serve.ray_app import REPLICA_RETRIES, RayModelClient
+    from discriminator_cli.serve.worker import EngineInfo
+
+    def client(handle: _DeadThenLive) -> RayModelClient:
+        info = EngineInfo("fp32", "cpu", Path("wav2lip.pth"), "0" * 64)
+        return RayModelClient(handle, Metrics(), info)
+
+    mels = np.ones((3, 80, 16), np.float32)
+    handle = _DeadThenLive(deaths=REPLICA_RETRIES - 1)
+    model = client(handle)
+    assert (model.submit(mels, mels).result() == mels * 2).all()
+    assert handle.calls == REPLICA_RETRIES and model.metrics.resends == REPLICA_RETRIES - 1
+    assert "discriminator_model_resends_total 2" in model.metrics.render({}, ready=True)
+
+    always_dead = client(_DeadThenLive(deaths=REPLICA_RETRIES))
+    with pytest.raises(RayActorError):
+        always_dead.submit(mels, mels).result()
+
+
+def _replica_pids(deployment: str) -> list[int]:
+    """Live replica processes of a deployment: Ray titles each `ray::ServeReplica:APP:NAME`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if title.startswith(f"ray::ServeReplica:discriminator:{deployment}"):
+                pids.append(int(entry.name))
+    return sorted(pids)
+
+
+def test_killing_a_model_replica_mid_job_loses_nothing(ray_service: tuple[str, Path],
+                                                      serve_assets: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    """SIGKILL of one model replica while a job's chunks are on it: the chunks it held are sent
+    again, the job finishes with the frames a fault-free run gives, Serve restarts the replica."""
+    import os
+    import signal
+
+    from ray import serve
+
+    url, ray_data = ray_service
+    photo = serve_assets["astronaut"]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        def submit() -> str:
+            response = client.post("/v1/clips", data={"narration": "long"},
+                                   files={"photo": (photo.name, photo.read_bytes())})
+            assert response.status_code == 202, response.text
+            return str(response.json()["id"])
+
+        before = metric(client.get("/metrics").text, "discriminator_model_resends_total")
+        job_id = submit()
+        deadline = time.monotonic() + 300
+        while True:  # kill once the job is well under way: its chunks are on the replicas
+            status = client.get(f"/v1/clips/{job_id}").json()
+            assert status["state"] in ("queued", "running"), status
+            if status["state"] == "running" and (status["progress"] or 0) >= 0.15:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(0.05)
+        replicas = _replica_pids("LipSyncModel")  # Ray's state API needs its dashboard
+        assert len(replicas) == REPLICAS, replicas
+        os.kill(replicas[0], signal.SIGKILL)
+        faulted = wait_for(client, job_id, timeout=600)
+        assert faulted["state"] == "done", faulted
+        text = client.get("/metrics").text
+        assert metric(text, "discriminator_model_resends_total") > before
+
+        deadline = time.monotonic() + 300  # Serve replaces the dead replica
+        while serve.status().applications["discriminator"].deployments[
+                "LipSyncModel"].replica_states.get("RUNNING") != REPLICAS:
+            assert time.monotonic() < deadline, "the killed replica was never replaced"
+            time.sleep(1.0)
+        again = submit()
+        assert wait_for(client, again, timeout=600)["state"] == "done"
+        clean = tmp_path / "clean.mp4"
+        clean.write_bytes(client.get(f"/v1/clips/{again}.mp4").content)
+    assert (decoded_frames(ray_data / "clips" / f"{job_id}.mp4") == decoded_frames(clean)).all()

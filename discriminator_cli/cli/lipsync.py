@@ -85,7 +85,7 @@ def lipsync(
 
     with lipsync_imports("discriminator lipsync"):
         from discriminator_cli.lipsync.batch import faces_in, lipsync_many, output_for
-        from discriminator_cli.lipsync.engine import load_engine
+        from discriminator_cli.lipsync.engine import load_engine, process_cores
         from discriminator_cli.lipsync.faces import make_detector, parse_box, parse_pads
         from discriminator_cli.lipsync.pipeline import (
             LipSyncOptions,
@@ -131,9 +131,11 @@ def lipsync(
         return
     chosen = make_detector(detector, box=parse_box(box) if box else None,
                            weights=detector_weights, device=device)
-    engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size)
+    engine = load_engine(checkpoint, precision=precision, device=device, batch_size=batch_size,
+                         cores=process_cores())
     if not (quiet or json_output):
-        info(f"model: {checkpoint.name} ({engine.precision} on {engine.device}); face "
+        lanes = f", {engine.lanes} lanes" if engine.lanes > 1 else ""
+        info(f"model: {checkpoint.name} ({engine.precision} on {engine.device}{lanes}); face "
              f"detector: {chosen.name}")
         if signing is not None:
             info(f"signing: {signing.describe()}")

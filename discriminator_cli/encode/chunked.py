@@ -48,7 +48,10 @@ class ChunkTask:
 
     @property
     def label(self) -> str:
-        return f"chunk {self.chunk.index + 1} ({'+'.join(r.name for r in self.rungs)})"
+        rungs = "+".join(r.name for r in self.rungs)
+        # A join repair says so: its passes are the chunked engine's extra work.
+        again = " again" if self.vbv_init is not None else ""
+        return f"chunk {self.chunk.index + 1} ({rungs}){again}"
 
 
 def chunk_argvs(task: ChunkTask, ffmpeg: str, work: Path, input_path: Path | None = None,

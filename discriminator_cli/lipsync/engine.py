@@ -37,6 +37,12 @@ Contract (what the `lipsync` pipeline codes against):
         predict() takes the same path when every face in a batch is the same bytes, so the
         two are bit-identical.
 
+    load_engine(..., cores=N) lets the engine use N CPU cores as "lanes": up to
+    MAX_AUTO_LANES model calls of at most LANE_ROWS rows run at once, each on its own thread
+    with N // lanes intra-op threads (this sets torch's process-wide thread count: pass it
+    only from a process that holds this one engine, as the CLI, a serve worker and a Ray
+    replica do). Without `cores` the engine runs one call at a time on torch's threads.
+
     Mel windows come from discriminator_cli.lipsync.mel_cache.get_or_compute_mel(audio,
     cache_dir, fps=fps).load() and discriminator_cli.lipsync.audio.mel_windows(mel, fps,
     start=, count=).
@@ -45,7 +51,10 @@ Contract (what the `lipsync` pipeline codes against):
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from itertools import groupby
 from pathlib import Path
 from typing import Any
@@ -63,6 +72,13 @@ from discriminator_cli.lipsync.precision import fold_batchnorm, resolve_precisio
 
 DEFAULT_BATCH = 32
 _FACE_CACHE_SIZE = 8
+# Measured on the 2-core test machine (fp32, benchmarks/lipsync_lanes.py): torch's
+# intra-op threads barely help this model (2 threads: 7.0 frames/s at 32 rows, one thread:
+# 6.0), while two single-threaded calls of 8-16 rows side by side make 11.8-12.2. Small calls
+# on separate lanes, one thread each, use the cores; more than a few lanes is untested, so
+# "auto" stops at MAX_AUTO_LANES and gives the rest of the cores to each lane's threads.
+LANE_ROWS = 16
+MAX_AUTO_LANES = 4
 
 
 def faces_to_input(faces: np.ndarray) -> Tensor:
@@ -85,8 +101,12 @@ class LipSyncEngine:
 
     def __init__(self, model: nn.Module, *, precision: str, device: str,
                  checkpoint_path: Path, checkpoint_sha256: str,
-                 batch_size: int = DEFAULT_BATCH, meta: dict[str, Any] | None = None):
+                 batch_size: int = DEFAULT_BATCH, meta: dict[str, Any] | None = None,
+                 lanes: int = 1):
         self.model = model
+        self.lanes = max(1, lanes)
+        self._pool = (ThreadPoolExecutor(self.lanes, thread_name_prefix="model-lane")
+                      if self.lanes > 1 else None)
         self.precision = precision
         self.device = device
         self.checkpoint_path = checkpoint_path
@@ -115,16 +135,32 @@ class LipSyncEngine:
                                 f"{faces.dtype} {faces.shape}")
 
     # -- inference ---------------------------------------------------------------------------
+    @property
+    def call_rows(self) -> int:
+        """Rows per model call: the batch size, or LANE_ROWS when calls run on lanes."""
+        return self.batch_size if self.lanes == 1 else min(self.batch_size, LANE_ROWS)
+
+    def _run_calls(self, calls: list[Callable[[], Tensor]]) -> list[np.ndarray]:
+        """Run model calls (one per slice, in order) on the lanes; faces per call."""
+        def run(call: Callable[[], Tensor]) -> np.ndarray:
+            with torch.inference_mode():  # thread-local: each lane enters it itself
+                return output_to_faces(call())
+
+        with quiet_quantized():
+            if self._pool is None or len(calls) == 1:
+                return [run(call) for call in calls]
+            return list(self._pool.map(run, calls))
+
     def predict(self, mels: np.ndarray, faces: np.ndarray) -> np.ndarray:
         """One generated face per (mel window, face) pair; uint8 BGR (B, 96, 96, 3)."""
         faces = np.asarray(faces)
         self._check_faces(faces)
         if len(mels) != len(faces):
             raise BadInputError(f"{len(mels)} mel windows but {len(faces)} faces")
-        results = []
-        with torch.inference_mode(), quiet_quantized():
-            for start in range(0, len(faces), self.batch_size):
-                stop = start + self.batch_size
+        calls: list[Callable[[], Tensor]] = []
+        with torch.inference_mode():
+            for start in range(0, len(faces), self.call_rows):
+                stop = start + self.call_rows
                 mel_batch = self._mel_tensor(mels[start:stop])
                 chunk = faces[start:stop]
                 if (chunk == chunk[0]).all():
@@ -133,11 +169,18 @@ class LipSyncEngine:
                     # differently at another batch size.
                     features = self.face_features(chunk[0])
                 else:
-                    features = self.model.encode_face(self._to_model(faces_to_input(chunk)))
-                out = self.model.decode(self.model.encode_audio(mel_batch), features)
-                results.append(output_to_faces(out))
-        return np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
-                                                                np.uint8)
+                    with quiet_quantized():
+                        features = self.model.encode_face(self._to_model(faces_to_input(chunk)))
+                calls.append(self._decode_call(mel_batch, features))
+        return self._joined(self._run_calls(calls))
+
+    def _decode_call(self, mel_batch: Tensor, features: list[Tensor]) -> Callable[[], Tensor]:
+        return lambda: self.model.decode(self.model.encode_audio(mel_batch), features)
+
+    @staticmethod
+    def _joined(results: list[np.ndarray]) -> np.ndarray:
+        return (np.concatenate(results) if results
+                else np.empty((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
 
     def face_features(self, face: np.ndarray) -> list[Tensor]:
         """The face encoder's output for one face, computed once per distinct face."""
@@ -158,14 +201,11 @@ class LipSyncEngine:
     def predict_still(self, mels: np.ndarray, face: np.ndarray) -> np.ndarray:
         """predict(mels, [face] * B), running the face encoder once for this face."""
         features = self.face_features(face)
-        results = []
-        with torch.inference_mode(), quiet_quantized():
-            for start in range(0, len(mels), self.batch_size):
-                mel_batch = self._mel_tensor(mels[start:start + self.batch_size])
-                out = self.model.decode(self.model.encode_audio(mel_batch), features)
-                results.append(output_to_faces(out))
-        return np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
-                                                                np.uint8)
+        with torch.inference_mode():
+            calls = [self._decode_call(self._mel_tensor(mels[start:start + self.call_rows]),
+                                       features)
+                     for start in range(0, len(mels), self.call_rows)]
+        return self._joined(self._run_calls(calls))
 
     def predict_groups(self, groups: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Several still faces in shared model batches: [(mels, face)] -> [mouths] per group.
@@ -178,10 +218,10 @@ class LipSyncEngine:
         all_mels = [np.asarray(mels, np.float32) for mels, _ in groups]
         mels = np.concatenate(all_mels) if all_mels else np.empty((0, MEL_BANDS, MEL_WINDOW),
                                                                   np.float32)
-        results = []
-        with torch.inference_mode(), quiet_quantized():
-            for start in range(0, len(owners), self.batch_size):
-                chunk = owners[start:start + self.batch_size]
+        calls: list[Callable[[], Tensor]] = []
+        with torch.inference_mode():
+            for start in range(0, len(owners), self.call_rows):
+                chunk = owners[start:start + self.call_rows]
                 segments = [(owner, sum(1 for _ in run)) for owner, run in groupby(chunk)]
                 if len(segments) == 1:  # one face: broadcast, exactly as predict_still does
                     skips = features[segments[0][0]]
@@ -189,11 +229,9 @@ class LipSyncEngine:
                     skips = [torch.cat([features[owner][level].expand(count, -1, -1, -1)
                                         for owner, count in segments]).contiguous()
                              for level in range(len(features[0]))]
-                mel_batch = self._mel_tensor(mels[start:start + len(chunk)])
-                out = self.model.decode(self.model.encode_audio(mel_batch), skips)
-                results.append(output_to_faces(out))
-        mouths = np.concatenate(results) if results else np.empty((0, FACE_SIZE, FACE_SIZE, 3),
-                                                                  np.uint8)
+                calls.append(self._decode_call(self._mel_tensor(mels[start:start + len(chunk)]),
+                                               skips))
+        mouths = self._joined(self._run_calls(calls))
         bounds = np.cumsum([0] + [len(m) for m in all_mels])
         return [mouths[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
 
@@ -209,11 +247,25 @@ def _check_device(device: str) -> str:
     raise BadInputError(f"unknown device {device!r}", hint="use cpu or cuda")
 
 
+def plan_lanes(cores: int | None, device: str) -> tuple[int, int | None]:
+    """(lanes, intra-op threads per lane) for an engine given `cores` CPU cores; (1, None):
+    one call at a time on torch's own thread setting (no cores given, or a GPU)."""
+    if cores is None or device != "cpu":
+        return 1, None
+    cores = max(1, cores)
+    lanes = min(cores, MAX_AUTO_LANES)
+    return lanes, max(1, cores // lanes)
+
+
 def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: str = "cpu",
-                *, batch_size: int = DEFAULT_BATCH) -> LipSyncEngine:
-    """Read, check and prepare a checkpoint (BatchNorm folded) at the resolved precision."""
+                *, batch_size: int = DEFAULT_BATCH, cores: int | None = None) -> LipSyncEngine:
+    """Read, check and prepare a checkpoint (BatchNorm folded) at the resolved precision.
+    `cores`: the CPU cores this engine may use, run as lanes (see the module docstring)."""
     path = Path(checkpoint_path)
     device = _check_device(device)
+    lanes, threads = plan_lanes(cores, device)
+    if threads is not None:
+        torch.set_num_threads(threads)
     checkpoint = read_checkpoint(path)
     resolved = resolve_precision(precision, device, quantised_file=checkpoint.kind == "int8")
     meta: dict[str, Any] = {"layout": checkpoint.layout}
@@ -228,4 +280,13 @@ def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: st
             model = to_bf16(model)
         model = model.to(device)
     return LipSyncEngine(model, precision=resolved, device=device, checkpoint_path=path,
-                         checkpoint_sha256=file_sha256(path), batch_size=batch_size, meta=meta)
+                         checkpoint_sha256=file_sha256(path), batch_size=batch_size, meta=meta,
+                         lanes=lanes)
+
+
+def process_cores() -> int:
+    """The cores this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1

@@ -18,8 +18,8 @@ from discriminator_cli.serve.metrics import Metrics
 from discriminator_cli.serve.service import Service, ServiceConfig
 from discriminator_cli.serve.worker import BatchingModel, ModelClient, Narration
 
-# Beyond one inference loop per 8 cores nothing is gained on a CPU: the loop's batches
-# already keep every core busy (torch's intra-op threads).
+# One inference loop per 8 cores: its engine already spreads each batch over its cores (up to
+# 4 lanes, the rest as intra-op threads); more loops only split the viewers between them.
 CORES_PER_WORKER = 8
 
 
@@ -66,15 +66,14 @@ def load_narrations(files: dict[str, Path], cache_dir: Path | None) -> dict[str,
 
 def local_clients(config: ServiceConfig) -> Callable[[Metrics], list[ModelClient]]:
     def make(metrics: Metrics) -> list[ModelClient]:
-        import torch
+        from discriminator_cli.lipsync.engine import load_engine, process_cores
 
-        from discriminator_cli.lipsync.engine import load_engine
-
-        if config.device == "cpu" and config.workers > 1:
-            torch.set_num_threads(max(1, (os.cpu_count() or 1) // config.workers))
-        # A shared batch holds up to `slots` viewers' chunks.
+        # A shared batch holds up to `slots` viewers' chunks; each worker's engine runs it on
+        # its share of the cores (lanes: see lipsync/engine.py).
+        cores = max(1, process_cores() // config.workers)
         return [BatchingModel(load_engine(config.checkpoint, config.precision, config.device,
-                                          batch_size=config.batch_size * config.slots),
+                                          batch_size=config.batch_size * config.slots,
+                                          cores=cores),
                               metrics, max_frames=config.batch_size * config.slots)
                 for _ in range(config.workers)]
     return make

@@ -41,6 +41,7 @@ class Metrics:
         self.outcomes = {"accepted": 0, "rejected": 0, "done": 0, "failed": 0}
         self.frames = 0
         self.batches = 0
+        self.resends = 0  # model calls sent again because the replica that had them died
         self.latency = Histogram(LATENCY_BUCKETS)
         self.viewers_per_batch = Histogram(VIEWER_BUCKETS)
         self._recent: deque[tuple[float, int]] = deque()
@@ -62,6 +63,10 @@ class Metrics:
             self._recent.append((now, frames))
             while self._recent and self._recent[0][0] < now - RATE_WINDOW_SECONDS:
                 self._recent.popleft()
+
+    def resent(self) -> None:
+        with self._lock:
+            self.resends += 1
 
     def frames_per_second(self) -> float:
         now = time.monotonic()
@@ -102,6 +107,10 @@ class Metrics:
                 "# HELP discriminator_model_batches_total Model calls.",
                 "# TYPE discriminator_model_batches_total counter",
                 f"discriminator_model_batches_total {self.batches}",
+                "# HELP discriminator_model_resends_total Chunks sent again after the model "
+                "replica that had them died.",
+                "# TYPE discriminator_model_resends_total counter",
+                f"discriminator_model_resends_total {self.resends}",
                 "# HELP discriminator_batch_viewers Viewers whose frames shared a model call.",
                 "# TYPE discriminator_batch_viewers histogram",
                 *self.viewers_per_batch.lines("discriminator_batch_viewers"),

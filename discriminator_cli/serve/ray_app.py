@@ -64,12 +64,11 @@ class LipSyncModel:
 
     def __init__(self, checkpoint: str, precision: str, device: str, max_frames: int,
                  threads: int) -> None:
-        import torch
-
         from discriminator_cli.lipsync.engine import load_engine
 
-        torch.set_num_threads(threads)
-        self.engine = load_engine(checkpoint, precision, device, batch_size=max_frames)
+        # The replica's Ray CPUs are its cores, run as lanes (see lipsync/engine.py).
+        self.engine = load_engine(checkpoint, precision, device, batch_size=max_frames,
+                                  cores=threads)
         self._ids = itertools.count()
         self._tag = secrets.token_hex(4)
         self.predict.set_max_batch_size(max_frames)  # in frames: see batch_size_fn
@@ -93,9 +92,9 @@ class RayModelClient:
     """The `ModelClient` of the ingress's worker: each chunk is one call to the model
     deployment; Ray Serve routes it to a replica, whose `@serve.batch` joins it to others."""
 
-    def __init__(self, handle: Any, metrics: Metrics) -> None:
+    def __init__(self, handle: Any, metrics: Metrics, info: EngineInfo | None = None) -> None:
         self.handle, self.metrics = handle, metrics
-        self.info: EngineInfo = handle.info.remote().result()
+        self.info: EngineInfo = info or handle.info.remote().result()
         self._seen: deque[str] = deque(maxlen=4096)
         self._lock = threading.Lock()
 
@@ -129,6 +128,7 @@ class _RayResult:
             except RayActorError:
                 if attempt == REPLICA_RETRIES:
                     raise
+                self.client.metrics.resent()
                 self.response = self.client.handle.predict.remote(self.chunk)
         self.client.record(note)
         return mouths
