@@ -23,6 +23,7 @@ from discriminator_cli.encode.chunks import plan_chunks
 from discriminator_cli.encode.ladder import PlannedRung
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.encode.quality import measure_quality
+from discriminator_cli.encode.rung_cache import RungCache, encode_key
 from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.probe import probe_source
 from discriminator_cli.runner import CommandRunner
@@ -119,15 +120,18 @@ def test_a_rerun_encodes_only_the_missing_chunks(tmp_path: Path, source_16s: Pat
     cache = tmp_path / "cache"
     _encode(source_16s, tmp_path / "first", cache, "chunked")
     # An interrupted run: the rungs were never joined and chunk 2 of 3 never finished.
-    for entry in (cache / "rungs").iterdir():
-        entry.unlink()
-    # This engine runs the chunks in order and stores both rungs of each as it finishes.
-    chunk_files = sorted((cache / "chunks").glob("*.mp4"), key=lambda p: p.stat().st_mtime_ns)
+    # Chunk 2 of both rungs, found by its cache key (the rung's key + the chunk's window).
+    chunk_files = sorted((cache / "chunks").glob("*.mp4"))
     assert len(chunk_files) == 6  # 3 chunks x 2 rungs
     kept = {path: path.stat().st_mtime_ns for path in chunk_files}
-    for path in chunk_files[2:4]:
-        path.unlink()
-        del kept[path]
+    second = plan_chunks(FRAMES, GOP, 25.0, CHUNK_SECONDS)[1]
+    for rung in (cache / "rungs").glob("*.mp4"):
+        entry = RungCache(cache).chunk(encode_key({"rung": rung.stem,
+                                                   "chunk": second.as_key()}))
+        entry.media.unlink()
+        del kept[entry.media]
+    for entry in (cache / "rungs").iterdir():
+        entry.unlink()
     runner = CommandRunner()
     rerun = _encode(source_16s, tmp_path / "second", cache, "chunked", runner=runner)
     passes = [argv for argv in runner.history if "-pass" in argv]

@@ -3,6 +3,7 @@ one-GOP chunks whose joins drift into an underflow unless the chunked engine rep
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from discriminator_cli.encode.hrd_joins import (
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.runner import CommandRunner
+from discriminator_cli.tools import ffmpeg_path
 from discriminator_cli.validate import validate_package
 from discriminator_cli.validate.h264 import HrdParameters
 
@@ -98,3 +100,44 @@ def test_many_chunks_drift_into_an_underflow_and_the_repair_bounds_it(
     assert len(buffers) == len(plan_chunks(SECONDS * 25, 48, 25.0, GOP_SECONDS))
     replanned = [b for b in buffers if b is not None and abs(b.planned - 0.9 * b.hrd.cpb_size) > 1]
     assert replanned  # some chunks now start from a level other than x264's default 90 %
+
+
+SURPLUS = Path(__file__).parent / "data" / "hrd_surplus.toml"
+
+
+class _Notes(CommandRunner):
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
+
+def test_a_surplus_at_the_joins_is_taken_out_with_filler_not_an_encode(tmp_path: Path) -> None:
+    source = generate_sample(tmp_path / "film.mov", seconds=16, width=640, height=360,
+                             audio=False)
+    packages, cache = {}, tmp_path / "cache"
+    for bound in (False, True):
+        runner = _Notes()
+        out = tmp_path / f"bound-{bound}"
+        encode_source(source, EncodeOptions(preset=load_preset(str(SURPLUS)), out_dir=out,
+                                            cache_dir=cache, engine="chunked",
+                                            chunk_seconds=5.76, force=True, validate=False),
+                      runner=runner, encoder=ChunkedEncoder(5.76, bound_hrd=bound))
+        packages[bound] = out
+        passes = [argv for argv in runner.history if "-pass" in argv]
+        # three chunks, two passes each, then the same chunks from the cache: no encode again
+        assert len(passes) == (0 if bound else 2 * 3)
+        for joined in (cache / "rungs").iterdir():  # made without the walk: join again
+            joined.unlink()
+    errors = [f.check for f in validate_package(packages[False]).errors]
+    assert errors == ["media.hrd-overflow"]
+    report = validate_package(packages[True])
+    assert not [f for f in report.findings if f.check.startswith("media.hrd")]
+    assert "180p: 2 join(s) given filler data, 0 chunk(s) encoded again" in " ".join(runner.notes)
+    # The same pictures: filler is skipped by decoders.
+    decoded = [subprocess.run([ffmpeg_path(), "-v", "error", "-i", str(p / "video_180p.mp4"),
+                               "-f", "rawvideo", "-"], check=True, capture_output=True).stdout
+               for p in (packages[False], packages[True])]
+    assert decoded[0] == decoded[1]

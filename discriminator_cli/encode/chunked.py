@@ -1,8 +1,10 @@
 """The chunked engine: each GOP-aligned chunk encodes every missing rung two-pass (one decode
 per pass, the same argv builder as the local engine), chunks are cached one by one, and each
 rung's chunks are joined by stream copy into the rung the packager takes. Before a join the
-decoder buffer is walked across the rung's chunks and a chunk that starts too far from the level
-its encoder planned is encoded again from its real level (hrd_joins.py).
+decoder buffer is walked across the rung's chunks: a chunk that ends fuller than the next one
+planned gets the surplus as filler data on its last picture (filler.py: no encode), and a chunk
+that still starts too far from the level its encoder planned is encoded again from its real
+level (hrd_joins.py).
 
 `ChunkedEncoder` runs the chunks one after another on this machine; the Ray engine
 (`ray_engine.RayEncoder`) overrides `run_chunks` to spread them over a cluster. Everything a
@@ -20,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from discriminator_cli.encode.chunks import Chunk, plan_chunks, source_frames
-from discriminator_cli.encode.hrd_joins import check_join, read_chunk_buffer, vbv_init_for
+from discriminator_cli.encode.filler import pad_last_picture
+from discriminator_cli.encode.hrd_joins import (
+    ChunkBuffer,
+    JoinCheck,
+    check_join,
+    read_chunk_buffer,
+    vbv_init_for,
+)
 from discriminator_cli.encode.ladder import LadderPlan, PlannedRung
 from discriminator_cli.encode.presets import AudioSettings, VideoSettings
 from discriminator_cli.encode.rung_cache import CacheEntry, RungCache, encode_key
@@ -28,6 +37,10 @@ from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, wi
 from discriminator_cli.probe import SourceInfo
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path, file_arg
+from discriminator_cli.validate.hrd import buffer_walk
+
+# Below this the surplus is a rounding error (a filler NAL unit needs 6 bytes with its length).
+MIN_FILLER_BYTES = 64
 
 if TYPE_CHECKING:  # engine.py imports this module lazily, never the other way round
     from discriminator_cli.encode.engine import EncodeContext
@@ -171,14 +184,19 @@ class ChunkedEncoder:
 
     def repair_joins(self, ctx: EncodeContext, rung: PlannedRung,
                      parts: list[tuple[Chunk, CacheEntry]]) -> int:
-        """Walk the buffer across one rung's chunks in order; encode again (here, one after
-        another) each chunk that starts too far from its plan. Returns how many were."""
+        """Walk the buffer across one rung's chunks in order. A chunk that ends with more bits
+        in the buffer than the next one planned to start with gets the surplus as filler data
+        on its last picture (no encode); a chunk that still starts too far from its plan, or
+        breaks the buffer from where it really starts, is encoded again (here, one after
+        another) from its real level. Returns how many were encoded again."""
+        buffers = [read_chunk_buffer(entry.media, ctx.runner) for _, entry in parts]
+        if any(buffer is None for buffer in buffers):
+            return 0  # no HRD declared: no buffer to keep
         level: float | None = None
-        repaired = 0
-        for chunk, entry in parts:
-            buffer = read_chunk_buffer(entry.media, ctx.runner)
-            if buffer is None:
-                return repaired  # no HRD declared: no buffer to keep
+        repaired = padded = 0
+        for index, (chunk, entry) in enumerate(parts):
+            buffer = buffers[index]
+            assert buffer is not None
             level = buffer.planned if level is None else level
             check = check_join(buffer, level)
             if check.repair:
@@ -193,11 +211,37 @@ class ChunkedEncoder:
                 if buffer is None:
                     return repaired
                 check = check_join(buffer, level)
+            following = buffers[index + 1] if index + 1 < len(parts) else None
+            if following is not None and not check.repair:
+                end = self._fill_surplus(ctx, entry, buffer, level, following.planned)
+                if end is not None:
+                    padded += 1
+                    check = JoinCheck(end, False)
             level = check.end
-        if repaired:
-            ctx.runner.note(f"{rung.name}: {repaired} chunk(s) encoded again from the buffer "
-                            "level they really start at")
+        if repaired or padded:
+            ctx.runner.note(f"{rung.name}: {padded} join(s) given filler data, {repaired} "
+                            "chunk(s) encoded again from the buffer level they really start at")
         return repaired
+
+    @staticmethod
+    def _fill_surplus(ctx: EncodeContext, entry: CacheEntry, buffer: ChunkBuffer,
+                      start: float, target: float) -> float | None:
+        """Filler on the chunk's last picture so that it ends at `target` bits; the new end
+        level, or None when there is no surplus to take or the chunk cannot take it."""
+        _, end = buffer_walk(buffer.sizes, buffer.durations, buffer.hrd, start)
+        extra = int((end - target) // 8)
+        if extra < MIN_FILLER_BYTES:
+            return None
+        sizes = [*buffer.sizes[:-1], buffer.sizes[-1] + extra]
+        violation, padded_end = buffer_walk(sizes, buffer.durations, buffer.hrd, start)
+        if violation is not None:
+            return None
+        with _scratch(ctx.work) as scratch:
+            target_file = scratch / entry.media.name
+            if not pad_last_picture(entry.media, extra, target_file):
+                return None
+            entry.store(target_file)
+        return padded_end
 
     def run_chunks(self, ctx: EncodeContext, tasks: list[ChunkTask], stored: ChunkDone,
                    audio_argv: list[str] | None) -> None:

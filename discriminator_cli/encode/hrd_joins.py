@@ -6,8 +6,10 @@ chunk starts where the previous one really ended, so the difference between the 
 carried into every later chunk: x264's own per-chunk overhead (its ~650-byte header SEI) makes
 that a steady drift, a few hundred bytes per join, that a long film in many chunks turns into
 an underflow. x264 has no vbv-end to pin the end level, so the joins are checked in order
-instead: a chunk that starts too far from its plan (or breaks the buffer from where it really
-starts) is encoded again with vbv-init set to that real level, which resets the drift there.
+instead. A chunk that ends fuller than the next chunk planned (CBR chunks tend to end near full)
+gets the surplus as filler data (filler.py), so the next one starts exactly as planned; a chunk
+that still starts too far from its plan (or breaks the buffer from where it really starts) is
+encoded again with vbv-init set to that real level, which resets the drift there.
 """
 
 from __future__ import annotations
