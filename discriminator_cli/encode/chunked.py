@@ -245,9 +245,18 @@ class ChunkedEncoder:
 
     def run_chunks(self, ctx: EncodeContext, tasks: list[ChunkTask], stored: ChunkDone,
                    audio_argv: list[str] | None) -> None:
-        """On this machine: the audio, then each chunk in turn."""
-        if audio_argv is not None:
-            ctx.runner.run(audio_argv, what="ffmpeg audio", path=ctx.source.path)
+        """On this machine: each chunk in turn, with the audio encoding alongside (as the local
+        engine's audio rides along its last pass); an error or Ctrl-C kills the audio too."""
+        if audio_argv is None or ctx.runner.dry_run:
+            if audio_argv is not None:
+                ctx.runner.run(audio_argv, what="ffmpeg audio", path=ctx.source.path)
+            self._run_chunks_here(ctx, tasks, stored)
+            return
+        with ctx.runner.open(audio_argv, what="ffmpeg audio", path=ctx.source.path):
+            self._run_chunks_here(ctx, tasks, stored)
+
+    def _run_chunks_here(self, ctx: EncodeContext, tasks: list[ChunkTask],
+                         stored: ChunkDone) -> None:
         for task in tasks:
             self.check_interrupted()
             if ctx.runner.dry_run:
