@@ -65,8 +65,8 @@ def serve(
                                             "here, or HOST:PORT.")] = None,
     replicas: Annotated[int, typer.Option(min=1, help="--ray: model replicas across the "
                                           "cluster.")] = 2,
-    replica_cpus: Annotated[float, typer.Option(min=0.1, help="--ray: Ray CPUs (and torch "
-                                                "threads) per model replica.")] = 1.0,
+    replica_cpus: Annotated[float, typer.Option(min=0.1, help="--ray: Ray CPUs per model "
+                                                "replica (its cores: model lanes).")] = 1.0,
     json_output: JsonOption = False,
     quiet: QuietOption = False,
 ) -> None:
