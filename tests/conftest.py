@@ -7,6 +7,7 @@ first (shutil.copytree into tmp_path).
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,12 @@ from discriminator_cli.encode import EncodeOptions, encode_source
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.tools import find_bento4
+
+# A suite started in the background by a shell without job control (`make test &`) inherits
+# SIGINT ignored, and so would every CLI it starts: the Ctrl-C tests would see it ignored.
+# A handled signal is reset to the default in a child at exec, an ignored one stays ignored.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # Long enough for the playback tests (play >= 4 s, seek to the middle) and for several GOPs.
 SAMPLE_SECONDS = 8.0
