@@ -213,7 +213,8 @@ class ChunkedEncoder:
                 check = check_join(buffer, level)
             following = buffers[index + 1] if index + 1 < len(parts) else None
             if following is not None and not check.repair:
-                end = self._fill_surplus(ctx, entry, buffer, level, following.planned)
+                end = self._fill_surplus(ctx, entry, buffer, level, check.end,
+                                         following.planned)
                 if end is not None:
                     padded += 1
                     check = JoinCheck(end, False)
@@ -225,10 +226,10 @@ class ChunkedEncoder:
 
     @staticmethod
     def _fill_surplus(ctx: EncodeContext, entry: CacheEntry, buffer: ChunkBuffer,
-                      start: float, target: float) -> float | None:
-        """Filler on the chunk's last picture so that it ends at `target` bits; the new end
-        level, or None when there is no surplus to take or the chunk cannot take it."""
-        _, end = buffer_walk(buffer.sizes, buffer.durations, buffer.hrd, start)
+                      start: float, end: float, target: float) -> float | None:
+        """Filler on the last picture of a chunk that runs from `start` to `end` bits, so that
+        it ends at `target`; the new end level, or None when there is no surplus to take or
+        the chunk cannot take it."""
         extra = int((end - target) // 8)
         if extra < MIN_FILLER_BYTES:
             return None

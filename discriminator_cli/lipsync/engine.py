@@ -73,8 +73,8 @@ from discriminator_cli.lipsync.precision import fold_batchnorm, resolve_precisio
 DEFAULT_BATCH = 32
 _FACE_CACHE_SIZE = 8
 # Measured on the 2-core test machine (fp32, benchmarks/lipsync_lanes.py): torch's
-# intra-op threads barely help this model (2 threads: 7.0 frames/s at 32 rows, one thread:
-# 6.0), while two single-threaded calls of 8-16 rows side by side make 11.8-12.2. Small calls
+# intra-op threads barely help this model (2 threads: 7.5 frames/s at 32 rows, 7.3 at 64),
+# while two single-threaded calls side by side make 10.5-12.7 (8-32 rows). Small calls
 # on separate lanes, one thread each, use the cores; more than a few lanes is untested, so
 # "auto" stops at MAX_AUTO_LANES and gives the rest of the cores to each lane's threads.
 LANE_ROWS = 16
