@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -72,12 +73,14 @@ from discriminator_cli.lipsync.precision import fold_batchnorm, resolve_precisio
 
 DEFAULT_BATCH = 32
 _FACE_CACHE_SIZE = 8
-# Measured on the 2-core test machine (fp32, benchmarks/lipsync_lanes.py): torch's
-# intra-op threads barely help this model (2 threads: 7.5 frames/s at 32 rows, 7.3 at 64),
-# while two single-threaded calls side by side make 10.5-12.7 (8-32 rows). Small calls
-# on separate lanes, one thread each, use the cores; more than a few lanes is untested, so
-# "auto" stops at MAX_AUTO_LANES and gives the rest of the cores to each lane's threads.
-LANE_ROWS = 16
+# Measured with benchmarks/lipsync_lanes.py on two 2-core machines: torch's intra-op
+# threads barely help this model (an Intel Xeon, fp32: 7.5 frames/s with 2 threads at 32
+# rows, 7.3 at 64), while two single-threaded calls side by side use the cores (same Xeon,
+# 8/16/32 rows: 12.7/10.5/11.3 frames/s; an AMD EPYC, fp32: 38.8/33.0/24.7 against 20.5,
+# bf16: 75.0/72.6/69.7 against 55.2). Smaller calls won on both; more than a few lanes is
+# untested, so "auto" stops at MAX_AUTO_LANES and gives the rest of the cores to each
+# lane's threads.
+LANE_ROWS = 8
 MAX_AUTO_LANES = 4
 
 
@@ -114,6 +117,9 @@ class LipSyncEngine:
         self.batch_size = batch_size
         self.meta = meta or {}
         self._face_features: OrderedDict[str, list[Tensor]] = OrderedDict()
+        # Several threads may call one engine (serve's per-lane loops): the cache's
+        # look-up-then-reorder must not interleave with another thread's eviction.
+        self._face_lock = threading.Lock()
 
     # -- input conversion -------------------------------------------------------------------
     def _to_model(self, x: Tensor) -> Tensor:
@@ -187,15 +193,16 @@ class LipSyncEngine:
         face = np.ascontiguousarray(face)
         self._check_faces(face[None])
         key = hashlib.sha256(face.tobytes()).hexdigest()
-        cached = self._face_features.get(key)
-        if cached is not None:
-            self._face_features.move_to_end(key)
-            return cached
-        with torch.inference_mode(), quiet_quantized():
-            features = self.model.encode_face(self._to_model(faces_to_input(face[None])))
-        self._face_features[key] = features
-        while len(self._face_features) > _FACE_CACHE_SIZE:
-            self._face_features.popitem(last=False)
+        with self._face_lock:
+            cached = self._face_features.get(key)
+            if cached is not None:
+                self._face_features.move_to_end(key)
+                return cached
+            with torch.inference_mode(), quiet_quantized():
+                features = self.model.encode_face(self._to_model(faces_to_input(face[None])))
+            self._face_features[key] = features
+            while len(self._face_features) > _FACE_CACHE_SIZE:
+                self._face_features.popitem(last=False)
         return features
 
     def predict_still(self, mels: np.ndarray, face: np.ndarray) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,12 +42,33 @@ _ACT_LEVELS = 255.0
 _FLOAT_DTYPES = {"bf16": torch.bfloat16, "fp32": torch.float32}
 
 
+_quiet = threading.Lock()
+_quiet_users = 0
+_quiet_saved: Any = None
+
+
 @contextlib.contextmanager
 def quiet_quantized() -> Iterator[None]:
-    """torch 2.13 warns on every quantized-tensor creation that the API is deprecated."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*quantized tensor creation")
+    """torch 2.13 warns on every quantized-tensor creation that the API is deprecated.
+
+    Counted, not nested: warnings.catch_warnings saves and restores the process-wide filters,
+    so two threads (the engine's lanes, serve's loops) entering and leaving it interleaved
+    would restore each other's state and leave a filter behind each time."""
+    global _quiet_users, _quiet_saved
+    with _quiet:
+        if _quiet_users == 0:
+            _quiet_saved = warnings.catch_warnings()
+            _quiet_saved.__enter__()
+            warnings.filterwarnings("ignore", message=r".*quantized tensor creation")
+        _quiet_users += 1
+    try:
         yield
+    finally:
+        with _quiet:
+            _quiet_users -= 1
+            if _quiet_users == 0:
+                _quiet_saved.__exit__(None, None, None)
+                _quiet_saved = None
 
 
 @dataclass

@@ -4,15 +4,14 @@ still-photo steps, and shares model batches between viewers.
 Per job a driver thread prepares the face (detect + crop once), sends its mel-window chunks to
 a `ModelClient` two chunks ahead, and pastes + encodes the chunks that come back while the
 model works on the next ones. The local `BatchingModel` gathers the chunks that several drivers
-have waiting into one model call (`engine.predict_groups`): frames of different viewers share a
-batch. `ModelClient` is the seam where the other batcher plugs in: `ray_app.RayModelClient`,
+have waiting into model calls (`engine.predict_groups`), one gathering loop per engine lane:
+frames of different viewers share a call. `ModelClient` is the seam where the other batcher plugs in: `ray_app.RayModelClient`,
 a Ray Serve handle to model replicas whose `predict` is a `@serve.batch` handler.
 """
 
 from __future__ import annotations
 
 import math
-import queue
 import threading
 import time
 from collections import deque
@@ -27,6 +26,7 @@ import numpy as np
 
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.lipsync.engine import LipSyncEngine
+from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.faces import DEFAULT_PADS, FaceDetector, FixedBox, parse_box
 from discriminator_cli.lipsync.pipeline import (
     PHOTO_FPS,
@@ -81,42 +81,87 @@ class _Request:
     future: Future[np.ndarray]
 
 
+class _Parts:
+    """One submitted chunk's mouths, from the slices the loops ran (in order)."""
+
+    def __init__(self, futures: list[Future[np.ndarray]]) -> None:
+        self._futures = futures
+
+    def result(self, timeout: float | None = None) -> np.ndarray:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        parts = [f.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
+                 for f in self._futures]
+        return (np.concatenate(parts) if parts
+                else np.empty((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
+
+
 class BatchingModel:
-    """One loaded engine behind a thread that runs waiting chunks of all viewers together."""
+    """One loaded engine behind gathering loops that run waiting chunks of all viewers together.
+
+    One loop per engine lane, each making calls of the lane's size (`engine.call_rows`):
+    measured on 2 cores, one loop handing whole batches to the lanes left a lane idle at each
+    batch's end and while it gathered the next. A chunk larger than a call is cut into slices
+    that any loop may take; its result is put back together in order.
+    """
 
     def __init__(self, engine: LipSyncEngine, metrics: Metrics, *, max_frames: int) -> None:
         self.engine, self.info, self.metrics = engine, EngineInfo.of(engine), metrics
-        self.max_frames = max_frames
-        self._queue: queue.Queue[_Request | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._loop, name="model", daemon=True)
-        self._thread.start()
+        self.loops = engine.lanes
+        self.call_frames = max(1, max_frames if self.loops == 1
+                               else min(max_frames, engine.call_rows))
+        self._waiting: deque[_Request] = deque()
+        self._changed = threading.Condition()
+        self._closed = False
+        self._threads = [threading.Thread(target=self._loop, name=f"model-{n}", daemon=True)
+                         for n in range(self.loops)]
+        for thread in self._threads:
+            thread.start()
 
-    def submit(self, mels: np.ndarray, face: np.ndarray) -> Future[np.ndarray]:
-        future: Future[np.ndarray] = Future()
-        self._queue.put(_Request(mels, face, future))
-        return future
+    def submit(self, mels: np.ndarray, face: np.ndarray) -> ModelResult:
+        step = self.call_frames
+        parts = [_Request(mels[start:start + step], face, Future())
+                 for start in range(0, len(mels), step)]
+        with self._changed:
+            if self._closed:
+                raise RuntimeError("the model is closed")
+            self._waiting.extend(parts)
+            self._changed.notify(len(parts))
+        return _Parts([part.future for part in parts])
 
     def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
+        """Stop once what was submitted has run."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=30)
+
+    def _gather(self) -> list[_Request] | None:
+        """The next call's slices: the oldest one, and others that arrive within
+        GATHER_SECONDS while they fit; None once closed and drained."""
+        with self._changed:
+            while not self._waiting:
+                if self._closed:
+                    return None
+                self._changed.wait()
+            batch = [self._waiting.popleft()]
+            frames = len(batch[0].mels)
+            deadline = time.monotonic() + GATHER_SECONDS
+            while frames < self.call_frames:
+                if self._waiting:
+                    if frames + len(self._waiting[0].mels) > self.call_frames:
+                        break
+                    batch.append(self._waiting.popleft())
+                    frames += len(batch[-1].mels)
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0 or self._closed:
+                    break
+                self._changed.wait(left)
+            return batch
 
     def _loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            batch, frames = [first], len(first.mels)
-            deadline = time.monotonic() + GATHER_SECONDS
-            while frames < self.max_frames:
-                try:
-                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    break
-                if item is None:
-                    self._queue.put(None)  # stop after this batch
-                    break
-                batch.append(item)
-                frames += len(item.mels)
+        while (batch := self._gather()) is not None:
             try:
                 mouths = self.engine.predict_groups([(r.mels, r.face) for r in batch])
             except BaseException as exc:
@@ -124,7 +169,7 @@ class BatchingModel:
                     request.future.set_exception(exc)
                 continue
             # Each driver holds its own face array: one object per viewer in this call.
-            self.metrics.batch(len({id(r.face) for r in batch}), frames)
+            self.metrics.batch(len({id(r.face) for r in batch}), sum(len(r.mels) for r in batch))
             for request, result in zip(batch, mouths, strict=True):
                 request.future.set_result(result)
 

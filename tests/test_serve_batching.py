@@ -1,0 +1,99 @@
+"""serve's local batcher: one gathering loop per engine lane, chunks cut into call-sized slices
+that any loop may take, and every viewer's mouths put back together in order."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+np = pytest.importorskip("numpy")
+pytest.importorskip("fastapi")
+
+from discriminator_cli.errors import BadInputError  # noqa: E402
+from discriminator_cli.lipsync.engine import LANE_ROWS, load_engine  # noqa: E402
+from discriminator_cli.serve.metrics import Metrics  # noqa: E402
+from discriminator_cli.serve.worker import BatchingModel, _ahead  # noqa: E402
+from tests.wav2lip_weights import reference_faces, write_checkpoint  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "wav2lip.pth")
+
+
+@pytest.fixture()
+def restore_threads():  # type: ignore[no-untyped-def]
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_viewers_chunks_run_on_every_lane_and_come_back_whole(
+        checkpoint: Path, restore_threads: None) -> None:
+    engine = load_engine(checkpoint, precision="fp32", batch_size=64, cores=2)
+    serial = load_engine(checkpoint, precision="fp32", batch_size=LANE_ROWS)
+    metrics = Metrics()
+    model = BatchingModel(engine, metrics, max_frames=64)
+    assert model.loops == 2 and model.call_frames == LANE_ROWS
+    callers: set[str] = set()
+    original = engine.predict_groups
+
+    def predict_groups(groups):  # type: ignore[no-untyped-def]
+        callers.add(threading.current_thread().name)
+        assert sum(len(mels) for mels, _ in groups) <= LANE_ROWS
+        return original(groups)
+
+    engine.predict_groups = predict_groups  # type: ignore[method-assign]
+    rng = np.random.default_rng(3)
+    faces = reference_faces()[:3]
+    # Chunks that are not a whole number of calls: slices of 8 and a tail of 4 share calls.
+    mels = [rng.standard_normal((43 + 7 * n, 80, 16)).astype(np.float32) for n in range(3)]
+    got: dict[int, np.ndarray] = {}
+
+    def viewer(n: int) -> None:
+        chunks = (mels[n][start:start + 20] for start in range(0, len(mels[n]), 20))
+        got[n] = np.concatenate(list(_ahead(model, faces[n], chunks)))
+
+    threads = [threading.Thread(target=viewer, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    model.close()
+    assert callers == {"model-0", "model-1"}
+    for n in range(3):
+        want = serial.predict_still(mels[n], faces[n])
+        assert got[n].shape == want.shape
+        # Rows of several viewers in one call: the same arithmetic per row, but a call's
+        # size can change how oneDNN blocks it, so allow the last bit of rounding.
+        assert np.abs(got[n].astype(int) - want.astype(int)).max() <= 1
+    assert metrics.frames == sum(len(m) for m in mels)
+
+
+def test_a_failed_call_fails_its_chunk_and_the_loops_go_on(
+        checkpoint: Path, restore_threads: None) -> None:
+    model = BatchingModel(load_engine(checkpoint, precision="fp32", cores=2), Metrics(),
+                          max_frames=32)
+    mels = np.zeros((12, 80, 16), np.float32)
+    bad = model.submit(mels, np.zeros((50, 50, 3), np.uint8))
+    with pytest.raises(BadInputError, match="faces must be"):
+        bad.result(timeout=120)
+    good = model.submit(mels, reference_faces()[0])
+    assert good.result(timeout=120).shape == (12, 96, 96, 3)
+    assert model.submit(mels[:0], reference_faces()[0]).result().shape == (0, 96, 96, 3)
+    model.close()
+
+
+def test_close_runs_what_was_submitted_then_refuses(
+        checkpoint: Path, restore_threads: None) -> None:
+    model = BatchingModel(load_engine(checkpoint, precision="fp32", cores=2), Metrics(),
+                          max_frames=32)
+    mels = np.zeros((30, 80, 16), np.float32)
+    pending = [model.submit(mels, reference_faces()[n]) for n in range(3)]
+    model.close()
+    assert [p.result(timeout=0).shape for p in pending] == [(30, 96, 96, 3)] * 3
+    with pytest.raises(RuntimeError, match="closed"):
+        model.submit(mels, reference_faces()[0])
