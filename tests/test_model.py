@@ -233,9 +233,9 @@ def test_bad_engine_inputs(official_ckpt: Path) -> None:
 
 
 def test_lanes_change_the_schedule_not_the_frames(official_ckpt: Path) -> None:
-    """An engine given 2 cores runs LANE_ROWS-row calls on 2 single-threaded lanes at once: every path
-    (predict, predict_still, predict_groups) gives exactly what the same calls give one after
-    another on one thread, and the order of the rows is kept."""
+    """An engine given 2 cores runs calls of LANE_ROWS rows on 2 single-threaded lanes at once:
+    every path (predict, predict_still, predict_groups) gives exactly what the same calls give
+    one after another on one thread, and the order of the rows is kept."""
     import threading
 
     import torch

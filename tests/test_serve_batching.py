@@ -97,3 +97,37 @@ def test_close_runs_what_was_submitted_then_refuses(
     assert [p.result(timeout=0).shape for p in pending] == [(30, 96, 96, 3)] * 3
     with pytest.raises(RuntimeError, match="closed"):
         model.submit(mels, reference_faces()[0])
+
+
+def test_chunks_waiting_together_share_a_call(checkpoint: Path, restore_threads: None) -> None:
+    """While both lanes are busy, small chunks of four viewers pile up; each call that follows
+    takes a full call's rows from two viewers instead of one chunk each."""
+    engine = load_engine(checkpoint, precision="fp32", batch_size=32, cores=2)
+    model = BatchingModel(engine, Metrics(), max_frames=32)
+    half = LANE_ROWS // 2
+    release, busy = threading.Event(), threading.Semaphore(0)
+    calls: list[int] = []
+    original = engine.predict_groups
+
+    def predict_groups(groups):  # type: ignore[no-untyped-def]
+        if not release.is_set():
+            busy.release()
+            assert release.wait(timeout=60)
+        else:
+            calls.append(len({id(face) for _, face in groups}))
+        return original(groups)
+
+    engine.predict_groups = predict_groups  # type: ignore[method-assign]
+    faces = [np.ascontiguousarray(face) for face in reference_faces()[:4]]
+    mels = np.random.default_rng(5).standard_normal((half, 80, 16)).astype(np.float32)
+    blocker = model.submit(np.zeros((2 * LANE_ROWS, 80, 16), np.float32), faces[0])
+    for _ in range(2):
+        assert busy.acquire(timeout=60)  # both loops hold a full call
+    pending = [(n, model.submit(mels, faces[n])) for _ in range(2) for n in range(4)]
+    release.set()
+    blocker.result(timeout=120)
+    for n, result in pending:
+        assert np.abs(result.result(timeout=120).astype(int)
+                      - engine.predict_still(mels, faces[n]).astype(int)).max() <= 1
+    model.close()
+    assert calls[:4] == [2, 2, 2, 2]

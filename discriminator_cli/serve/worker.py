@@ -5,8 +5,9 @@ Per job a driver thread prepares the face (detect + crop once), sends its mel-wi
 a `ModelClient` two chunks ahead, and pastes + encodes the chunks that come back while the
 model works on the next ones. The local `BatchingModel` gathers the chunks that several drivers
 have waiting into model calls (`engine.predict_groups`), one gathering loop per engine lane:
-frames of different viewers share a call. `ModelClient` is the seam where the other batcher plugs in: `ray_app.RayModelClient`,
-a Ray Serve handle to model replicas whose `predict` is a `@serve.batch` handler.
+frames of different viewers share a call. `ModelClient` is the seam where the other batcher
+plugs in: `ray_app.RayModelClient`, a Ray Serve handle to model replicas whose `predict` is a
+`@serve.batch` handler.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import numpy as np
 
 from discriminator_cli.errors import BadInputError, DiscriminatorError
 from discriminator_cli.lipsync.engine import LipSyncEngine
-from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.faces import DEFAULT_PADS, FaceDetector, FixedBox, parse_box
+from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.pipeline import (
     PHOTO_FPS,
     ClipResult,
