@@ -99,6 +99,12 @@ def output_to_faces(out: Tensor) -> np.ndarray:
     return scaled.astype(np.uint8)
 
 
+def join_faces(results: list[np.ndarray]) -> np.ndarray:
+    """Model outputs of consecutive calls as one (B, 96, 96, 3) array; B may be 0."""
+    return (np.concatenate(results) if results
+            else np.empty((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
+
+
 class LipSyncEngine:
     """A loaded model at one precision on one device (see the module docstring)."""
 
@@ -178,15 +184,10 @@ class LipSyncEngine:
                     with quiet_quantized():
                         features = self.model.encode_face(self._to_model(faces_to_input(chunk)))
                 calls.append(self._decode_call(mel_batch, features))
-        return self._joined(self._run_calls(calls))
+        return join_faces(self._run_calls(calls))
 
     def _decode_call(self, mel_batch: Tensor, features: list[Tensor]) -> Callable[[], Tensor]:
         return lambda: self.model.decode(self.model.encode_audio(mel_batch), features)
-
-    @staticmethod
-    def _joined(results: list[np.ndarray]) -> np.ndarray:
-        return (np.concatenate(results) if results
-                else np.empty((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
 
     def face_features(self, face: np.ndarray) -> list[Tensor]:
         """The face encoder's output for one face, computed once per distinct face."""
@@ -212,7 +213,7 @@ class LipSyncEngine:
             calls = [self._decode_call(self._mel_tensor(mels[start:start + self.call_rows]),
                                        features)
                      for start in range(0, len(mels), self.call_rows)]
-        return self._joined(self._run_calls(calls))
+        return join_faces(self._run_calls(calls))
 
     def predict_groups(self, groups: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Several still faces in shared model batches: [(mels, face)] -> [mouths] per group.
@@ -238,7 +239,7 @@ class LipSyncEngine:
                              for level in range(len(features[0]))]
                 calls.append(self._decode_call(self._mel_tensor(mels[start:start + len(chunk)]),
                                                skips))
-        mouths = self._joined(self._run_calls(calls))
+        mouths = join_faces(self._run_calls(calls))
         bounds = np.cumsum([0] + [len(m) for m in all_mels])
         return [mouths[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
 

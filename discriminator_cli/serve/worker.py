@@ -26,9 +26,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from discriminator_cli.errors import BadInputError, DiscriminatorError
-from discriminator_cli.lipsync.engine import LipSyncEngine
+from discriminator_cli.lipsync.engine import LipSyncEngine, join_faces
 from discriminator_cli.lipsync.faces import DEFAULT_PADS, FaceDetector, FixedBox, parse_box
-from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.pipeline import (
     PHOTO_FPS,
     ClipResult,
@@ -92,8 +91,7 @@ class _Parts:
         deadline = None if timeout is None else time.monotonic() + timeout
         parts = [f.result(None if deadline is None else max(0.0, deadline - time.monotonic()))
                  for f in self._futures]
-        return (np.concatenate(parts) if parts
-                else np.empty((0, FACE_SIZE, FACE_SIZE, 3), np.uint8))
+        return join_faces(parts)
 
 
 class BatchingModel:
