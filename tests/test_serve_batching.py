@@ -131,3 +131,35 @@ def test_chunks_waiting_together_share_a_call(checkpoint: Path, restore_threads:
                       - engine.predict_still(mels, faces[n]).astype(int)).max() <= 1
     model.close()
     assert calls[:4] == [2, 2, 2, 2]
+
+
+def test_a_bad_chunk_does_not_fail_the_viewer_it_shared_a_call_with(
+        checkpoint: Path, restore_threads: None) -> None:
+    engine = load_engine(checkpoint, precision="fp32", batch_size=32, cores=2)
+    model = BatchingModel(engine, Metrics(), max_frames=32)
+    release, busy = threading.Event(), threading.Semaphore(0)
+    shared: list[int] = []
+    original = engine.predict_groups
+
+    def predict_groups(groups):  # type: ignore[no-untyped-def]
+        if not release.is_set():
+            busy.release()
+            assert release.wait(timeout=60)
+        else:
+            shared.append(len(groups))
+        return original(groups)
+
+    engine.predict_groups = predict_groups  # type: ignore[method-assign]
+    mels = np.zeros((LANE_ROWS // 2, 80, 16), np.float32)
+    blocker = model.submit(np.zeros((2 * LANE_ROWS, 80, 16), np.float32), reference_faces()[0])
+    for _ in range(2):
+        assert busy.acquire(timeout=60)
+    bad = model.submit(mels, np.zeros((50, 50, 3), np.uint8))
+    good = model.submit(mels, reference_faces()[1])
+    release.set()
+    blocker.result(timeout=120)
+    with pytest.raises(BadInputError, match="faces must be"):
+        bad.result(timeout=120)
+    assert good.result(timeout=120).shape == (LANE_ROWS // 2, 96, 96, 3)
+    model.close()
+    assert shared[0] == 2  # they did share a call, which failed; each then ran alone

@@ -161,16 +161,23 @@ class BatchingModel:
 
     def _loop(self) -> None:
         while (batch := self._gather()) is not None:
-            try:
-                mouths = self.engine.predict_groups([(r.mels, r.face) for r in batch])
-            except BaseException as exc:
-                for request in batch:
-                    request.future.set_exception(exc)
-                continue
-            # Each driver holds its own face array: one object per viewer in this call.
-            self.metrics.batch(len({id(r.face) for r in batch}), sum(len(r.mels) for r in batch))
-            for request, result in zip(batch, mouths, strict=True):
-                request.future.set_result(result)
+            self._run(batch)
+
+    def _run(self, batch: list[_Request]) -> None:
+        try:
+            mouths = self.engine.predict_groups([(r.mels, r.face) for r in batch])
+        except BaseException as exc:
+            if len(batch) == 1:
+                batch[0].future.set_exception(exc)
+                return
+            # One viewer's bad chunk must not fail the others that shared its call.
+            for request in batch:
+                self._run([request])
+            return
+        # Each driver holds its own face array: one object per viewer in this call.
+        self.metrics.batch(len({id(r.face) for r in batch}), sum(len(r.mels) for r in batch))
+        for request, result in zip(batch, mouths, strict=True):
+            request.future.set_result(result)
 
 
 class ProgressBoard:
