@@ -35,7 +35,11 @@ Contract (what the `lipsync` pipeline codes against):
         face encoder once per distinct face (cached on the engine, keyed by the face bytes;
         the last 8 faces are kept, so a watch-mode server reuses a hot face for free).
         predict() takes the same path when every face in a batch is the same bytes, so the
-        two are bit-identical.
+        two are bit-identical. For fp32/bf16 models the fixed face's share of each decoder
+        stage is computed once too (still_decoder.StillDecoder: equal up to float rounding).
+
+    Every path remembers the audio encoder's output per mel window
+    (audio_embeddings.AudioEmbeddingCache): the second clip of a narration skips that encoder.
 
     load_engine(..., cores=N) lets the engine use N CPU cores as "lanes": up to
     MAX_AUTO_LANES model calls of at most LANE_ROWS rows run at once, each on its own thread
@@ -66,10 +70,12 @@ from torch import Tensor, nn
 
 from discriminator_cli.cache import file_sha256
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.lipsync.audio_embeddings import AudioEmbeddingCache
 from discriminator_cli.lipsync.checkpoint import load_wav2lip, read_checkpoint
 from discriminator_cli.lipsync.int8 import Int8Wav2Lip, quiet_quantized
 from discriminator_cli.lipsync.model import FACE_SIZE, MEL_BANDS, MEL_WINDOW
 from discriminator_cli.lipsync.precision import fold_batchnorm, resolve_precision, to_bf16
+from discriminator_cli.lipsync.still_decoder import StillDecoder
 
 DEFAULT_BATCH = 32
 _FACE_CACHE_SIZE = 8
@@ -122,7 +128,13 @@ class LipSyncEngine:
         self.checkpoint_sha256 = checkpoint_sha256
         self.batch_size = batch_size
         self.meta = meta or {}
-        self._face_features: OrderedDict[str, list[Tensor]] = OrderedDict()
+        self._still = StillDecoder.for_model(model)
+        self._audio = AudioEmbeddingCache(
+            lambda mels: self.model.encode_audio(self._to_model(
+                torch.from_numpy(mels).unsqueeze(1))))
+        # A still face as the decoder takes it: its face terms (StillDecoder) or, for the
+        # int8 model, its encoder features.
+        self._still_faces: OrderedDict[str, list[Tensor]] = OrderedDict()
         # Several threads may call one engine (serve's per-lane loops): the cache's
         # look-up-then-reorder must not interleave with another thread's eviction.
         self._face_lock = threading.Lock()
@@ -133,11 +145,12 @@ class LipSyncEngine:
             x = x.to(torch.bfloat16).contiguous(memory_format=torch.channels_last)
         return x.to(self.device)
 
-    def _mel_tensor(self, mels: np.ndarray) -> Tensor:
-        mels = np.asarray(mels, dtype=np.float32)
+    @staticmethod
+    def _check_mels(mels: np.ndarray) -> np.ndarray:
+        mels = np.ascontiguousarray(mels, dtype=np.float32)
         if mels.ndim != 3 or mels.shape[1:] != (MEL_BANDS, MEL_WINDOW):
             raise BadInputError(f"mels must be (B, {MEL_BANDS}, {MEL_WINDOW}), got {mels.shape}")
-        return self._to_model(torch.from_numpy(np.ascontiguousarray(mels)).unsqueeze(1))
+        return mels
 
     @staticmethod
     def _check_faces(faces: np.ndarray) -> None:
@@ -169,61 +182,69 @@ class LipSyncEngine:
         self._check_faces(faces)
         if len(mels) != len(faces):
             raise BadInputError(f"{len(mels)} mel windows but {len(faces)} faces")
+        mels = self._check_mels(mels)
         calls: list[Callable[[], Tensor]] = []
         with torch.inference_mode():
             for start in range(0, len(faces), self.call_rows):
                 stop = start + self.call_rows
-                mel_batch = self._mel_tensor(mels[start:stop])
                 chunk = faces[start:stop]
                 if (chunk == chunk[0]).all():
                     # One face repeated (a still photo): encode it once. This also makes the
                     # result bit-identical to predict_still, since conv kernels may round
                     # differently at another batch size.
-                    features = self.face_features(chunk[0])
+                    calls.append(self._still_call(mels[start:stop], self.still_face(chunk[0])))
                 else:
                     with quiet_quantized():
                         features = self.model.encode_face(self._to_model(faces_to_input(chunk)))
-                calls.append(self._decode_call(mel_batch, features))
+                    calls.append(self._call(mels[start:stop], features, self.model.decode))
         return join_faces(self._run_calls(calls))
 
-    def _decode_call(self, mel_batch: Tensor, features: list[Tensor]) -> Callable[[], Tensor]:
-        return lambda: self.model.decode(self.model.encode_audio(mel_batch), features)
+    def _call(self, mels: np.ndarray, face: list[Tensor],
+              decode: Callable[[Tensor, list[Tensor]], Tensor]) -> Callable[[], Tensor]:
+        return lambda: decode(self._audio.embed(mels), face)
 
-    def face_features(self, face: np.ndarray) -> list[Tensor]:
-        """The face encoder's output for one face, computed once per distinct face."""
+    def _still_call(self, mels: np.ndarray, face: list[Tensor]) -> Callable[[], Tensor]:
+        """A call for a still face as still_face() gives it."""
+        return self._call(mels, face, self.model.decode if self._still is None
+                          else self._still.decode)
+
+    def still_face(self, face: np.ndarray) -> list[Tensor]:
+        """One face as the decoder takes it for a still photo (its face terms, or the int8
+        model's encoder features), computed once per distinct face."""
         face = np.ascontiguousarray(face)
         self._check_faces(face[None])
         key = hashlib.sha256(face.tobytes()).hexdigest()
         with self._face_lock:
-            cached = self._face_features.get(key)
+            cached = self._still_faces.get(key)
             if cached is not None:
-                self._face_features.move_to_end(key)
+                self._still_faces.move_to_end(key)
                 return cached
             with torch.inference_mode(), quiet_quantized():
-                features = self.model.encode_face(self._to_model(faces_to_input(face[None])))
-            self._face_features[key] = features
-            while len(self._face_features) > _FACE_CACHE_SIZE:
-                self._face_features.popitem(last=False)
-        return features
+                prepared = self.model.encode_face(self._to_model(faces_to_input(face[None])))
+                if self._still is not None:
+                    prepared = self._still.face_terms(prepared)
+            self._still_faces[key] = prepared
+            while len(self._still_faces) > _FACE_CACHE_SIZE:
+                self._still_faces.popitem(last=False)
+        return prepared
 
     def predict_still(self, mels: np.ndarray, face: np.ndarray) -> np.ndarray:
         """predict(mels, [face] * B), running the face encoder once for this face."""
-        features = self.face_features(face)
-        with torch.inference_mode():
-            calls = [self._decode_call(self._mel_tensor(mels[start:start + self.call_rows]),
-                                       features)
-                     for start in range(0, len(mels), self.call_rows)]
+        prepared = self.still_face(face)
+        mels = self._check_mels(mels)
+        calls = [self._still_call(mels[start:start + self.call_rows], prepared)
+                 for start in range(0, len(mels), self.call_rows)]
         return join_faces(self._run_calls(calls))
 
     def predict_groups(self, groups: list[tuple[np.ndarray, np.ndarray]]) -> list[np.ndarray]:
         """Several still faces in shared model batches: [(mels, face)] -> [mouths] per group.
 
-        Each face is encoded once (cached as in predict_still) and its features repeated for
-        its own rows, so frames of different viewers share one audio-encoder + decoder pass.
+        Each face is prepared once (cached as in predict_still) and repeated for its own rows,
+        so frames of different viewers share one decoder pass.
         """
-        features = [self.face_features(face) for _, face in groups]
+        prepared = [self.still_face(face) for _, face in groups]
         owners = [index for index, (mels, _) in enumerate(groups) for _ in range(len(mels))]
-        all_mels = [np.asarray(mels, np.float32) for mels, _ in groups]
+        all_mels = [self._check_mels(mels) for mels, _ in groups]
         mels = np.concatenate(all_mels) if all_mels else np.empty((0, MEL_BANDS, MEL_WINDOW),
                                                                   np.float32)
         calls: list[Callable[[], Tensor]] = []
@@ -232,16 +253,23 @@ class LipSyncEngine:
                 chunk = owners[start:start + self.call_rows]
                 segments = [(owner, sum(1 for _ in run)) for owner, run in groupby(chunk)]
                 if len(segments) == 1:  # one face: broadcast, exactly as predict_still does
-                    skips = features[segments[0][0]]
+                    face = prepared[segments[0][0]]
                 else:
-                    skips = [torch.cat([features[owner][level].expand(count, -1, -1, -1)
-                                        for owner, count in segments]).contiguous()
-                             for level in range(len(features[0]))]
-                calls.append(self._decode_call(self._mel_tensor(mels[start:start + len(chunk)]),
-                                               skips))
+                    face = [_same_layout(torch.cat([prepared[owner][level].expand(count, -1, -1, -1)
+                                                    for owner, count in segments]),
+                                         prepared[0][level])
+                            for level in range(len(prepared[0]))]
+                calls.append(self._still_call(mels[start:start + len(chunk)], face))
         mouths = join_faces(self._run_calls(calls))
         bounds = np.cumsum([0] + [len(m) for m in all_mels])
         return [mouths[bounds[i]:bounds[i + 1]] for i in range(len(groups))]
+
+
+def _same_layout(tensor: Tensor, like: Tensor) -> Tensor:
+    """`tensor` made contiguous in `like`'s memory format (channels_last in bf16)."""
+    channels_last = like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
+    return tensor.contiguous(memory_format=torch.channels_last if channels_last
+                             else torch.contiguous_format)
 
 
 def _check_device(device: str) -> str:
