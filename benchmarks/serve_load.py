@@ -42,6 +42,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # tests/wav2lip_weights.py holds the weights rule
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -84,16 +86,21 @@ def _tree_rss_kb(root: int) -> int:
     return total
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time so far of `root`, its finished children and every live descendant."""
-    total = 0
+def tree_cpu_seconds(root: int) -> np.ndarray:
+    """CPU time so far: [`root` itself, its children (finished or live) and their own]."""
+    own = children = 0
     for pid in _tree(root):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    return total / os.sysconf("SC_CLK_TCK")
+        ticks = [int(value) for value in fields[11:15]]  # utime stime cutime cstime
+        if pid == root:
+            own += ticks[0] + ticks[1]
+            children += ticks[2] + ticks[3]
+        else:
+            children += sum(ticks)
+    return np.array([own, children]) / os.sysconf("SC_CLK_TCK")
 
 
 class TreeSampler:
@@ -123,7 +130,6 @@ class TreeSampler:
 # -- inputs ------------------------------------------------------------------------------------
 def make_viewers(work: Path, count: int) -> list[Path]:
     """`count` different photos, each with a face the LBP detector finds."""
-    import numpy as np
     from PIL import Image
     from skimage import data
 
@@ -363,8 +369,10 @@ def report(watch: dict[str, Any], served: dict[str, Any], n: int,
     cores = os.cpu_count() or 1
     for label, cpu, elapsed in (("(a)", watch["cpu"], watch["elapsed"]),
                                 ("(b)", served["at_once"]["cpu"], served["at_once"]["elapsed"])):
-        print(f"{label} CPU: {cpu / n:.2f} CPU-s a clip, {cpu / elapsed:.2f} of {cores} cores "
-              "busy")
+        own, children = cpu / n
+        print(f"{label} CPU: {own + children:.2f} CPU-s a clip (the Python process {own:.2f}, "
+              f"its ffmpeg children {children:.2f}), {cpu.sum() / elapsed:.2f} of {cores} "
+              "cores busy")
     print(f"one viewer, idle service: {single:.1f} s vs the hot CLI's clip time {hot:.1f} s "
           f"(median): {single / hot:.2f}x (target <= 1.1x)")
     print("service memory (process tree, peak MB) by jobs queued:")
