@@ -13,7 +13,7 @@ np = pytest.importorskip("numpy")
 pytest.importorskip("fastapi")
 
 from discriminator_cli.errors import BadInputError  # noqa: E402
-from discriminator_cli.lipsync.engine import LANE_ROWS, load_engine  # noqa: E402
+from discriminator_cli.lipsync.engine import LANE_ROWS, LipSyncEngine, load_engine  # noqa: E402
 from discriminator_cli.serve.metrics import Metrics  # noqa: E402
 from discriminator_cli.serve.worker import BatchingModel, _ahead  # noqa: E402
 from tests.wav2lip_weights import reference_faces, write_checkpoint  # noqa: E402
@@ -99,37 +99,50 @@ def test_close_runs_what_was_submitted_then_refuses(
         model.submit(mels, reference_faces()[0])
 
 
+class _HeldLanes:
+    """Both model loops held inside a call (on a blocker chunk) until `release()`; the groups
+    of every call after that are recorded."""
+
+    def __init__(self, engine: LipSyncEngine, model: BatchingModel) -> None:
+        self._released, busy = threading.Event(), threading.Semaphore(0)
+        self.groups: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        original = engine.predict_groups
+
+        def predict_groups(groups):  # type: ignore[no-untyped-def]
+            if not self._released.is_set():
+                busy.release()
+                assert self._released.wait(timeout=60)
+            else:
+                self.groups.append(groups)
+            return original(groups)
+
+        engine.predict_groups = predict_groups  # type: ignore[method-assign]
+        self._blocker = model.submit(np.zeros((2 * LANE_ROWS, 80, 16), np.float32),
+                                     reference_faces()[0])
+        for _ in range(2):
+            assert busy.acquire(timeout=60)  # both loops hold a full call
+
+    def release(self) -> None:
+        self._released.set()
+        self._blocker.result(timeout=120)
+
+
 def test_chunks_waiting_together_share_a_call(checkpoint: Path, restore_threads: None) -> None:
     """While both lanes are busy, small chunks of four viewers pile up; each call that follows
     takes a full call's rows from two viewers instead of one chunk each."""
     engine = load_engine(checkpoint, precision="fp32", batch_size=32, cores=2)
     model = BatchingModel(engine, Metrics(), max_frames=32)
     half = LANE_ROWS // 2
-    release, busy = threading.Event(), threading.Semaphore(0)
-    calls: list[int] = []
-    original = engine.predict_groups
-
-    def predict_groups(groups):  # type: ignore[no-untyped-def]
-        if not release.is_set():
-            busy.release()
-            assert release.wait(timeout=60)
-        else:
-            calls.append(len({id(face) for _, face in groups}))
-        return original(groups)
-
-    engine.predict_groups = predict_groups  # type: ignore[method-assign]
     faces = [np.ascontiguousarray(face) for face in reference_faces()[:4]]
     mels = np.random.default_rng(5).standard_normal((half, 80, 16)).astype(np.float32)
-    blocker = model.submit(np.zeros((2 * LANE_ROWS, 80, 16), np.float32), faces[0])
-    for _ in range(2):
-        assert busy.acquire(timeout=60)  # both loops hold a full call
+    held = _HeldLanes(engine, model)
     pending = [(n, model.submit(mels, faces[n])) for _ in range(2) for n in range(4)]
-    release.set()
-    blocker.result(timeout=120)
+    held.release()
     for n, result in pending:
         assert np.abs(result.result(timeout=120).astype(int)
                       - engine.predict_still(mels, faces[n]).astype(int)).max() <= 1
     model.close()
+    calls = [len({id(face) for _, face in groups}) for groups in held.groups]
     assert calls[:4] == [2, 2, 2, 2]
 
 
@@ -137,29 +150,13 @@ def test_a_bad_chunk_does_not_fail_the_viewer_it_shared_a_call_with(
         checkpoint: Path, restore_threads: None) -> None:
     engine = load_engine(checkpoint, precision="fp32", batch_size=32, cores=2)
     model = BatchingModel(engine, Metrics(), max_frames=32)
-    release, busy = threading.Event(), threading.Semaphore(0)
-    shared: list[int] = []
-    original = engine.predict_groups
-
-    def predict_groups(groups):  # type: ignore[no-untyped-def]
-        if not release.is_set():
-            busy.release()
-            assert release.wait(timeout=60)
-        else:
-            shared.append(len(groups))
-        return original(groups)
-
-    engine.predict_groups = predict_groups  # type: ignore[method-assign]
     mels = np.zeros((LANE_ROWS // 2, 80, 16), np.float32)
-    blocker = model.submit(np.zeros((2 * LANE_ROWS, 80, 16), np.float32), reference_faces()[0])
-    for _ in range(2):
-        assert busy.acquire(timeout=60)
+    held = _HeldLanes(engine, model)
     bad = model.submit(mels, np.zeros((50, 50, 3), np.uint8))
     good = model.submit(mels, reference_faces()[1])
-    release.set()
-    blocker.result(timeout=120)
+    held.release()
     with pytest.raises(BadInputError, match="faces must be"):
         bad.result(timeout=120)
     assert good.result(timeout=120).shape == (LANE_ROWS // 2, 96, 96, 3)
     model.close()
-    assert shared[0] == 2  # they did share a call, which failed; each then ran alone
+    assert len(held.groups[0]) == 2  # they did share a call, which failed; each then ran alone

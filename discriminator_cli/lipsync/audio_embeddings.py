@@ -55,7 +55,9 @@ class AudioEmbeddingCache:
                 if entry is not None:
                     self._entries.move_to_end(key)
                 found.append(entry)
-        missing = [index for index, entry in enumerate(found) if entry is None]
+            missing = [index for index, entry in enumerate(found) if entry is None]
+            self.hits += len(keys) - len(missing)
+            self.misses += len(missing)
         if missing:
             # Encoded outside the lock: two lanes may encode the same new window at once,
             # which costs a little work and stores equal values.
@@ -67,8 +69,5 @@ class AudioEmbeddingCache:
                 while len(self._entries) > self.capacity:
                     self._entries.popitem(last=False)
             found = [new.get(index, entry) for index, entry in enumerate(found)]
-        with self._lock:
-            self.hits += len(keys) - len(missing)
-            self.misses += len(missing)
         rows = [entry for entry in found if entry is not None]
         return rows[0] if len(rows) == 1 else torch.cat(rows)
