@@ -71,15 +71,26 @@ def packager_path() -> str:
     return _resolve("packager", ENV_PACKAGER)
 
 
+# What mp4dash runs itself for `--profiles=on-demand --hls` (track info, box dumps, the HLS
+# I-frame playlists). It looks beside its own bin/ and then on PATH; a missing one fails only
+# at packaging time, after the whole encode, so they are checked up front.
+BENTO4_HELPERS = ("mp4info", "mp4dump", "mp4iframeindex")
+
+
 @dataclass(frozen=True)
 class Bento4:
     mp4fragment: str
     mp4dash: str
     mp4info: str | None
+    missing: tuple[str, ...] = ()   # helpers of BENTO4_HELPERS found neither place
+
+    @property
+    def complete(self) -> bool:
+        return not self.missing
 
 
-def find_bento4() -> Bento4 | None:
-    """Bento4's mp4fragment + mp4dash, or None when either is missing."""
+def locate_bento4() -> Bento4 | None:
+    """Bento4's mp4fragment + mp4dash (complete or not), or None when either is missing."""
     directory = os.environ.get(ENV_BENTO4_DIR)
     search = os.pathsep.join([str(Path(directory)), str(Path(directory) / "bin")]) \
         if directory else None
@@ -87,15 +98,30 @@ def find_bento4() -> Bento4 | None:
     dash = shutil.which("mp4dash", path=search)
     if not (fragment and dash):
         return None
-    return Bento4(mp4fragment=fragment, mp4dash=dash, mp4info=shutil.which("mp4info", path=search))
+    beside = os.pathsep.join(filter(None, [str(Path(dash).parent), search,
+                                           os.environ.get("PATH")]))
+    found = {name: shutil.which(name, path=beside) for name in BENTO4_HELPERS}
+    return Bento4(mp4fragment=fragment, mp4dash=dash, mp4info=found["mp4info"],
+                  missing=tuple(name for name, where in found.items() if where is None))
+
+
+def find_bento4() -> Bento4 | None:
+    """A Bento4 install that can package (every helper present), or None."""
+    found = locate_bento4()
+    return found if found is not None and found.complete else None
 
 
 def require_bento4() -> Bento4:
-    found = find_bento4()
+    found = locate_bento4()
     if found is None:
         raise MissingToolError(
             "Bento4 (mp4fragment and mp4dash) not found",
             hint=f"put Bento4's bin/ on PATH or set {ENV_BENTO4_DIR}, or use --packager shaka")
+    if not found.complete:
+        raise MissingToolError(
+            f"Bento4 at {Path(found.mp4dash).parent} lacks {', '.join(found.missing)} "
+            "(mp4dash runs them)",
+            hint="install the whole Bento4 SDK bin/ folder, or use --packager shaka")
     return found
 
 
@@ -212,13 +238,16 @@ def _binary_report(name: str, needed_for: str, finder: Callable[[], str], flag: 
 
 
 def _bento4_report(runner: CommandRunner) -> ToolReport:
-    found = find_bento4()
+    found = locate_bento4()
     if found is None:
         return ToolReport("bento4", "encode --packager bento4", False, None, None, False,
                           f"optional: not on PATH and {ENV_BENTO4_DIR} unset")
+    detail = f"mp4fragment={found.mp4fragment} mp4dash={found.mp4dash}"
+    if not found.complete:
+        detail = f"incomplete: lacks {', '.join(found.missing)} (mp4dash runs them); {detail}"
     return ToolReport("bento4", "encode --packager bento4", False,
-                      str(Path(found.mp4dash).parent), bento4_version(found, runner), True,
-                      f"mp4fragment={found.mp4fragment} mp4dash={found.mp4dash}")
+                      str(Path(found.mp4dash).parent), bento4_version(found, runner),
+                      found.complete, detail)
 
 
 def _optional_report(name: str, needed_for: str, finder: Callable[[], str | None],

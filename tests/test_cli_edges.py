@@ -18,12 +18,24 @@ import pytest
 
 from discriminator_cli.encode import EncodeOptions, encode_source
 from discriminator_cli.encode.hls_fixes import playlist_peak
+from discriminator_cli.encode.packaging import resolve_backend
 from discriminator_cli.encode.presets import load_preset
 from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.encode.work import reclaim_stale, work_directory
-from discriminator_cli.errors import BadInputError, OutputExistsError, ToolFailedError
+from discriminator_cli.errors import (
+    BadInputError,
+    MissingToolError,
+    OutputExistsError,
+    ToolFailedError,
+)
 from discriminator_cli.publish import staged_directory, staged_file
-from discriminator_cli.tools import Bento4, bento4_version
+from discriminator_cli.tools import (
+    Bento4,
+    bento4_version,
+    find_bento4,
+    locate_bento4,
+    require_bento4,
+)
 
 TINY = str(Path(__file__).parent / "data" / "tiny.toml")
 COMMANDS = ["doctor", "presets", "sample", "encode", "validate", "preview", "mel", "lipsync",
@@ -221,3 +233,44 @@ def test_doctor_reports_the_bento4_sdk_version(tmp_path: Path) -> None:
     if real:  # a real Bento4 build on PATH
         found = bento4_version(Bento4("mp4fragment", "mp4dash", real))
         assert found and not found.startswith("1.3")
+
+
+def _fake_bento4(folder: Path, names: list[str]) -> Path:
+    """Scripts under Bento4's names in folder/bin (each answers as Bento4's mp4info does)."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(parents=True)
+    for name in names:
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\necho '(Bento4 Version 1.6.0.0)'\nexit 1\n")
+        script.chmod(0o755)
+    return folder
+
+
+def test_an_incomplete_bento4_is_found_out_before_any_encode(
+        tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # mp4dash runs mp4iframeindex for the HLS I-frame playlists: without it the packaging step
+    # would fail after the whole encode.
+    sdk = _fake_bento4(tmp_path / "sdk", ["mp4fragment", "mp4dash", "mp4info", "mp4dump"])
+    monkeypatch.setenv("DISCRIMINATOR_BENTO4_DIR", str(sdk))
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    located = locate_bento4()
+    assert located is not None and located.missing == ("mp4iframeindex",)
+    assert find_bento4() is None
+    assert resolve_backend("auto") == "shaka"
+    with pytest.raises(MissingToolError, match="lacks mp4iframeindex"):
+        require_bento4()
+    doctor = run_cli("doctor", "--format", "text", env=dict(os.environ))
+    line = next(x for x in doctor.stdout.splitlines() if x.startswith("bento4:"))
+    assert line.startswith("bento4: unusable 1.6.0.0 ") and "lacks mp4iframeindex" in line
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr  # optional: not a failure
+    encode = run_cli("encode", str(tiny_source), "--preset", TINY, "--packager", "bento4",
+                     "--media-root", str(tmp_path / "media"), env=dict(os.environ))
+    assert encode.returncode == 3 and "lacks mp4iframeindex" in encode.stderr, encode.stderr
+    assert "Traceback" not in encode.stderr and not (tmp_path / "media").exists()
+    # The helper on PATH (mp4dash's own fallback) completes the install.
+    _fake_bento4(tmp_path / "elsewhere", ["mp4iframeindex"])
+    monkeypatch.setenv("PATH", os.pathsep.join([str(tmp_path / "elsewhere" / "bin"),
+                                                str(Path(sys.executable).parent)]))
+    complete = find_bento4()
+    assert complete is not None and complete.mp4dash == str(sdk / "bin" / "mp4dash")
+    assert resolve_backend("auto") == "bento4"

@@ -28,7 +28,9 @@ def register(app: typer.Typer) -> None:
 def _status(report: ToolReport) -> str:
     if report.ok:
         return "ok"
-    return "missing" if report.required else "absent"
+    if report.required:
+        return "missing"
+    return "absent" if report.path is None else "unusable"
 
 
 def _detail(report: ToolReport) -> str:
