@@ -33,7 +33,8 @@ def measure(checkpoint: str, precision: str, frames: int, rows: int, cores: int,
     from discriminator_cli.lipsync.engine import load_engine
 
     if lanes:
-        engine = load_engine(checkpoint, precision, batch_size=rows, cores=cores)
+        engine = load_engine(checkpoint, precision, batch_size=rows, cores=cores, lane_rows=rows)
+        assert engine.call_rows == rows, (engine.call_rows, rows)
     else:
         torch.set_num_threads(cores)
         engine = load_engine(checkpoint, precision, batch_size=rows)
@@ -81,7 +82,7 @@ def main() -> None:
         from discriminator_cli.lipsync.engine import plan_lanes
 
         lanes, threads = plan_lanes(args.cores, "cpu")
-        for rows in (8, 16, 32):
+        for rows in (4, 8, 16, 32):
             fps = run(rows, lanes=True)
             print(f"{lanes} lanes x {threads} thread(s), {rows} rows per call: {fps:.1f} "
                   f"frames/s ({fps / baseline:.2f}x)")

@@ -250,6 +250,11 @@ def test_lanes_change_the_schedule_not_the_frames(official_ckpt: Path) -> None:
         lanes = load_engine(official_ckpt, precision="fp32", batch_size=64, cores=2)
         assert lanes.lanes == 2 and lanes.call_rows == LANE_ROWS
         assert torch.get_num_threads() == 1
+        # A benchmark's other call size is the size it gets (a batch still caps it).
+        assert load_engine(official_ckpt, "fp32", batch_size=64, cores=2,
+                           lane_rows=3).call_rows == 3
+        assert load_engine(official_ckpt, "fp32", batch_size=2, cores=2,
+                           lane_rows=16).call_rows == 2
         serial = load_engine(official_ckpt, precision="fp32", batch_size=LANE_ROWS)
         assert serial.lanes == 1
         rng = np.random.default_rng(7)

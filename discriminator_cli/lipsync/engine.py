@@ -117,9 +117,10 @@ class LipSyncEngine:
     def __init__(self, model: nn.Module, *, precision: str, device: str,
                  checkpoint_path: Path, checkpoint_sha256: str,
                  batch_size: int = DEFAULT_BATCH, meta: dict[str, Any] | None = None,
-                 lanes: int = 1):
+                 lanes: int = 1, lane_rows: int = LANE_ROWS):
         self.model = model
         self.lanes = max(1, lanes)
+        self.lane_rows = max(1, lane_rows)
         self._pool = (ThreadPoolExecutor(self.lanes, thread_name_prefix="model-lane")
                       if self.lanes > 1 else None)
         self.precision = precision
@@ -162,8 +163,8 @@ class LipSyncEngine:
     # -- inference ---------------------------------------------------------------------------
     @property
     def call_rows(self) -> int:
-        """Rows per model call: the batch size, or LANE_ROWS when calls run on lanes."""
-        return self.batch_size if self.lanes == 1 else min(self.batch_size, LANE_ROWS)
+        """Rows per model call: the batch size, or at most lane_rows when calls run on lanes."""
+        return self.batch_size if self.lanes == 1 else min(self.batch_size, self.lane_rows)
 
     def _run_calls(self, calls: list[Callable[[], Tensor]]) -> list[np.ndarray]:
         """Run model calls (one per slice, in order) on the lanes; faces per call."""
@@ -294,9 +295,11 @@ def plan_lanes(cores: int | None, device: str) -> tuple[int, int | None]:
 
 
 def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: str = "cpu",
-                *, batch_size: int = DEFAULT_BATCH, cores: int | None = None) -> LipSyncEngine:
+                *, batch_size: int = DEFAULT_BATCH, cores: int | None = None,
+                lane_rows: int = LANE_ROWS) -> LipSyncEngine:
     """Read, check and prepare a checkpoint (BatchNorm folded) at the resolved precision.
-    `cores`: the CPU cores this engine may use, run as lanes (see the module docstring)."""
+    `cores`: the CPU cores this engine may use, run as lanes (see the module docstring);
+    `lane_rows`: the most rows of one call on a lane (benchmarks vary it)."""
     path = Path(checkpoint_path)
     device = _check_device(device)
     lanes, threads = plan_lanes(cores, device)
@@ -317,7 +320,7 @@ def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: st
         model = model.to(device)
     return LipSyncEngine(model, precision=resolved, device=device, checkpoint_path=path,
                          checkpoint_sha256=file_sha256(path), batch_size=batch_size, meta=meta,
-                         lanes=lanes)
+                         lanes=lanes, lane_rows=lane_rows)
 
 
 def process_cores() -> int:
