@@ -18,6 +18,15 @@ HLS_MASTER_NAME = "master.m3u8"
 POSTER_NAME = "poster.jpg"
 DASH_NS = "urn:mpeg:dash:schema:mpd:2011"
 
+
+def is_package_folder(path: Path) -> bool:
+    """A folder `encode` could have written: an empty one, or one holding a top-level manifest.
+    `--force` replaces only these, so a mistyped --out never deletes a folder of other files."""
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = {child.name for child in path.iterdir()}
+    return not names or MPD_NAME in names or HLS_MASTER_NAME in names
+
 _DURATION = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
                        r"(?:(\d+(?:\.\d+)?)S)?)?$")
 # An MPD duration longer than this many characters, or than about 31 years, is not a real

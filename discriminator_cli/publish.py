@@ -14,7 +14,7 @@ import errno
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from discriminator_cli.errors import BadInputError, OutputExistsError
@@ -56,11 +56,17 @@ def _refuse_existing(destination: Path, kind: str, flag: str) -> None:
 
 
 @contextlib.contextmanager
-def staged_directory(destination: Path, *, force: bool = False) -> Iterator[Path]:
-    """Yield an empty staging directory; on clean exit it replaces `destination`."""
+def staged_directory(destination: Path, *, force: bool = False,
+                     replaceable: Callable[[Path], bool] | None = None) -> Iterator[Path]:
+    """Yield an empty staging directory; on clean exit it replaces `destination`.
+
+    With `force` an existing destination is replaced only if it is a real folder (never a
+    file or a link) that `replaceable` accepts: checked again at publish time, under the lock.
+    """
     destination = destination.absolute()
     if destination.exists() and not force:
         _refuse_existing(destination, "directory", "--out")
+    _check_replaceable(destination, replaceable)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{destination.name}.",
                                     dir=destination.parent))
@@ -70,9 +76,22 @@ def staged_directory(destination: Path, *, force: bool = False) -> Iterator[Path
         with _publish_lock(destination):
             if destination.exists() and not force:
                 _refuse_existing(destination, "directory", "--out")
+            _check_replaceable(destination, replaceable)
             _replace_directory(staging, destination)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_replaceable(destination: Path, replaceable: Callable[[Path], bool] | None) -> None:
+    if not (destination.exists() or destination.is_symlink()):
+        return
+    if destination.is_symlink() or not destination.is_dir():
+        raise OutputExistsError("the output path is a file or a link, not a folder",
+                                path=destination, hint="choose another --out")
+    if replaceable is not None and not replaceable(destination):
+        raise OutputExistsError("--force would replace a folder that is not an earlier output",
+                                path=destination,
+                                hint="choose another --out, or empty the folder yourself")
 
 
 def _replace_directory(staging: Path, destination: Path) -> None:

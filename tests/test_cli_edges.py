@@ -28,6 +28,7 @@ from discriminator_cli.errors import (
     OutputExistsError,
     ToolFailedError,
 )
+from discriminator_cli.package_layout import is_package_folder
 from discriminator_cli.publish import staged_directory, staged_file
 from discriminator_cli.tools import (
     Bento4,
@@ -181,6 +182,38 @@ def test_a_second_publisher_of_the_same_out_loses_without_force(tmp_path: Path) 
         staging.write_text("mine")
         clip.write_text("theirs")
     assert clip.read_text() == "theirs"
+
+
+def test_force_replaces_only_an_earlier_package(tiny_source: Path, tmp_path: Path) -> None:
+    # A mistyped --out must never cost the user a folder of their own files, or a file.
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    source = mine / "src.mov"
+    source.write_bytes(tiny_source.read_bytes())
+    refused = run_cli("encode", str(source), "--preset", TINY, "-o", str(mine), "--force")
+    assert refused.returncode == 2 and "--force replaces only a package" in refused.stderr
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "src.mov"]
+    as_file = run_cli("encode", str(source), "--preset", TINY, "-o", str(source), "--force")
+    assert as_file.returncode == 2 and "is a file, not a package folder" in as_file.stderr
+    assert source.is_file() and not list(tmp_path.glob(".staging-*"))
+    linked = tmp_path / "link"
+    linked.symlink_to(mine, target_is_directory=True)
+    assert run_cli("encode", str(source), "--preset", TINY, "-o", str(linked),
+                   "--force").returncode == 2
+    assert (mine / "notes.txt").read_text() == "precious"
+    out = tmp_path / "pkg"
+    assert run_cli("encode", str(source), "--preset", TINY, "-o", str(out)).returncode == 0
+    again = run_cli("encode", str(source), "--preset", TINY, "-o", str(out), "--force")
+    assert again.returncode == 0, again.stderr
+    # The check runs again at publish time: a folder that changed meanwhile is kept.
+    late = tmp_path / "late"
+    with pytest.raises(OutputExistsError, match="not an earlier output"), \
+            staged_directory(late, force=True, replaceable=is_package_folder) as staging:
+        (staging / "stream.mpd").write_text("new")
+        late.mkdir()
+        (late / "theirs.txt").write_text("x")
+    assert [p.name for p in late.iterdir()] == ["theirs.txt"]
 
 
 def test_stale_work_folders_of_dead_runs_are_reclaimed(tmp_path: Path) -> None:

@@ -38,6 +38,7 @@ from discriminator_cli.errors import (
     ValidationFailedError,
 )
 from discriminator_cli.languages import check_language
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME, is_package_folder
 from discriminator_cli.probe import SourceInfo, probe_audio_file, probe_source
 from discriminator_cli.progress import NullProgress, ProgressSink
 from discriminator_cli.publish import (
@@ -289,7 +290,8 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
             package(backend, inputs, staging, work, plan.segment_seconds, runner)
             poster = editors.poster_step(source, plan, options, ffmpeg, staging, runner)
         else:
-            with staged_directory(options.out_dir, force=options.force) as staging:
+            with staged_directory(options.out_dir, force=options.force,
+                                replaceable=is_package_folder) as staging:
                 task = progress.start(f"package ({backend})", 1)
                 with timer("package"):
                     try:
@@ -317,9 +319,17 @@ def encode_source(source_path: Path, options: EncodeOptions, *,
 
 
 def check_output_free(out_dir: Path, *, force: bool) -> None:
+    if out_dir.is_symlink() or (out_dir.exists() and not out_dir.is_dir()):
+        raise OutputExistsError("the output path is a file, not a package folder",
+                                path=out_dir.absolute(), hint="choose another --out")
     if out_dir.exists() and not force:
         raise OutputExistsError("output directory already exists", path=out_dir.absolute(),
                                 hint="pass --force to replace it, or choose another --out")
+    if out_dir.exists() and not is_package_folder(out_dir):
+        raise OutputExistsError("--force replaces only a package, and this folder holds other "
+                                f"files (no {MPD_NAME} or {HLS_MASTER_NAME})",
+                                path=out_dir.absolute(),
+                                hint="choose another --out, or empty the folder yourself")
     check_writable_parent(out_dir, what="package")
 
 

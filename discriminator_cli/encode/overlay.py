@@ -34,7 +34,7 @@ from discriminator_cli.encode.webm_dash import WebmRepresentation, write_webm_mp
 from discriminator_cli.encode.work import work_directory
 from discriminator_cli.encode.x264 import RungJob
 from discriminator_cli.errors import BadInputError, ToolFailedError
-from discriminator_cli.package_layout import MPD_NAME
+from discriminator_cli.package_layout import MPD_NAME, is_package_folder
 from discriminator_cli.probe import SourceInfo, probe_source
 from discriminator_cli.progress import ProgressSink
 from discriminator_cli.publish import STAGING_PREFIX, atomic_write_text, staged_directory
@@ -194,7 +194,8 @@ def encode_overlay(source_path: Path, options: EncodeOptions, *, runner: Command
                                                       runner=runner) for job in jobs}
         _check_keyframes(measurements, plan.gop_frames, source_path)
         validation = None
-        with staged_directory(options.out_dir, force=options.force) as staging:
+        with staged_directory(options.out_dir, force=options.force,
+                              replaceable=is_package_folder) as staging:
             with timer("package"):
                 reps = []
                 for job in jobs:
