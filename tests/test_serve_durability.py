@@ -152,3 +152,22 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(assets: dict[str, P
         process.kill()
         process.wait(timeout=30)
         client.close()
+
+
+@pytest.mark.parametrize("content", [b"\x00not a torch file" * 64, b"PK\x03\x04truncated zip"])
+def test_a_checkpoint_that_does_not_load_stops_the_service_with_one_line(
+        assets: dict[str, Path], tmp_path: Path, content: bytes) -> None:
+    # The model loads after the HTTP server is up (so /healthz answers meanwhile); a load that
+    # fails must end the process with the reason, not leave it answering 503 forever.
+    bad = tmp_path / "wav2lip.pth"
+    bad.write_bytes(content)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-m", "discriminator_cli", "serve", "--checkpoint", str(bad),
+         "--narration", f"intro={assets['narration']}", "--data-dir", str(tmp_path / "data"),
+         "--port", str(_free_port()), "--detector", "lbp"],
+        env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and str(bad) in errors[0], done.stderr

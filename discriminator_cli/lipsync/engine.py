@@ -306,7 +306,8 @@ def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: st
     if threads is not None:
         torch.set_num_threads(threads)
     checkpoint = read_checkpoint(path)
-    resolved = resolve_precision(precision, device, quantised_file=checkpoint.kind == "int8")
+    resolved = resolve_precision(precision, device, quantised_file=checkpoint.kind == "int8",
+                                 path=path)
     meta: dict[str, Any] = {"layout": checkpoint.layout}
     model: nn.Module
     if checkpoint.kind == "int8":

@@ -102,7 +102,8 @@ def cpu_has_native_bf16() -> bool:
     return "AMX" in torch.backends.cpu.get_cpu_capability().upper()
 
 
-def resolve_precision(requested: str, device: str, *, quantised_file: bool = False) -> str:
+def resolve_precision(requested: str, device: str, *, quantised_file: bool = False,
+                      path: Path | None = None) -> str:
     """"auto" -> int8 for a quantised file, bf16 on CUDA or a bf16-capable CPU, else fp32."""
     if requested not in REQUESTABLE:
         raise BadInputError(f"unknown precision {requested!r}",
@@ -110,13 +111,13 @@ def resolve_precision(requested: str, device: str, *, quantised_file: bool = Fal
     if quantised_file:
         if requested not in ("auto", "int8"):
             raise BadInputError(f"this checkpoint is int8-quantised; it cannot run as {requested}",
-                                hint="load the original fp32 checkpoint for fp32/bf16")
+                                path=path, hint="load the original fp32 checkpoint for fp32/bf16")
         if device != "cpu":
             raise BadInputError("int8 (fbgemm) models run on the CPU only",
                                 hint="use --device cpu, or bf16 on CUDA")
         return "int8"
     if requested == "int8":
-        raise BadInputError("int8 needs a quantised checkpoint",
+        raise BadInputError("int8 needs a quantised checkpoint, and this one is not", path=path,
                             hint="make one with `discriminator quantize CKPT -o FILE` "
                                  "and pass that file")
     if requested != "auto":

@@ -79,6 +79,14 @@ def local_clients(config: ServiceConfig) -> Callable[[Metrics], list[ModelClient
     return make
 
 
+def check_checkpoint(config: ServiceConfig) -> None:
+    """Load the model once here and drop it, before a cluster is asked for replicas that could
+    never load it (Ray retries a failing replica instead of stopping)."""
+    from discriminator_cli.lipsync.engine import load_engine
+
+    load_engine(config.checkpoint, config.precision, config.device)
+
+
 def build_service(config: ServiceConfig,
                   clients: Callable[[Metrics], list[ModelClient]] | None = None) -> Service:
     """Checks and the narrations' mels now; the model loads when the service starts."""
@@ -91,12 +99,20 @@ def build_service(config: ServiceConfig,
     return Service(config, narrations, detector, clients or local_clients(config))
 
 
-def lifespan_for(service: Service, on_ready: Callable[[], None] | None = None) -> Any:
-    """Start the service in the background (so /healthz answers while the model loads)."""
+def lifespan_for(service: Service, on_ready: Callable[[], None] | None = None,
+                 on_failure: Callable[[BaseException], None] | None = None) -> Any:
+    """Start the service in the background (so /healthz answers while the model loads);
+    a start that fails (a checkpoint that does not load) goes to `on_failure`."""
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
         def start() -> None:
-            service.start()
+            try:
+                service.start()
+            except BaseException as exc:
+                if on_failure is None:
+                    raise
+                on_failure(exc)
+                return
             if on_ready:
                 on_ready()
         thread = threading.Thread(target=start, name="start", daemon=True)
@@ -116,6 +132,17 @@ def run_local(config: ServiceConfig, host: str, port: int,
     from discriminator_cli.serve.app import create_app
 
     service = build_service(config)
-    app = create_app(service, lifespan=lifespan_for(service, on_ready))
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=5)
+    failures: list[BaseException] = []
+
+    def on_failure(exc: BaseException) -> None:
+        # Without a model the service can never be ready: stop, and say why (the CLI's one
+        # line), rather than answer 503 forever.
+        failures.append(exc)
+        server.should_exit = True
+
+    app = create_app(service, lifespan=lifespan_for(service, on_ready, on_failure))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           access_log=False, timeout_graceful_shutdown=5))
+    server.run()
+    if failures:
+        raise failures[0]

@@ -190,6 +190,9 @@ def run_ray(config: ServiceConfig, plan: RayPlan, address: str, host: str, port:
     or Ctrl-C, then remove the application (and stop the instance if it was "local")."""
     import ray
 
+    from discriminator_cli.serve.local import check_checkpoint
+
+    check_checkpoint(config)
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
