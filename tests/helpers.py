@@ -79,3 +79,16 @@ def start_local_ray() -> bool:
                 raise
             ray.shutdown()
     return True
+
+
+def processes_naming(text: str) -> list[str]:
+    """Command lines of live processes that mention `text`."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # it ended while we looked
+            continue
+        if text in args:
+            found.append(args)
+    return found

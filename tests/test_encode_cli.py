@@ -15,6 +15,7 @@ import pytest
 from discriminator_cli.encode.samples import generate_sample
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path
+from tests.helpers import processes_naming
 
 TINY = str(Path(__file__).parent / "data" / "tiny.toml")
 
@@ -157,7 +158,10 @@ def test_doctor_json() -> None:
     assert result.returncode == (0 if report["ok"] else 3)
 
 
-def test_ctrl_c_exits_130_and_publishes_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("how", "code", "said"), [("ctrl-c", 130, "stopped"),
+                                                    ("sigterm", 143, "terminated (SIGTERM)")])
+def test_ctrl_c_and_sigterm_publish_nothing_and_leave_no_child(
+        tmp_path: Path, how: str, code: int, said: str) -> None:
     source = generate_sample(tmp_path / "long.mov", seconds=20, width=640, height=360)
     media = tmp_path / "media"
     cache = tmp_path / "cache"
@@ -168,13 +172,18 @@ def test_ctrl_c_exits_130_and_publishes_nothing(tmp_path: Path) -> None:
     deadline = time.monotonic() + 60
     while not list(cache.glob("work/encode-*/*-passlog*")) and time.monotonic() < deadline:
         time.sleep(0.05)  # wait until x264's first pass is writing its stats
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    else:
+        proc.send_signal(signal.SIGTERM)  # what `timeout` or a CI cancel does: the CLI only
     _, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130, stderr
-    assert stderr.strip().splitlines()[-1].startswith("interrupted")
+    assert proc.returncode == code, stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("interrupted") and said in last
     assert "Traceback" not in stderr
     assert not media.exists() or list(media.iterdir()) == []
     assert list((cache / "work").iterdir()) == [] and list(cache.glob("rungs/*.mp4")) == []
+    assert processes_naming(str(cache)) == []
 
 
 def test_bento4_backend_missing_is_a_clear_error(sources: Path, tmp_path: Path) -> None:

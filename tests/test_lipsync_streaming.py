@@ -18,7 +18,7 @@ from discriminator_cli.lipsync.faces import FixedBox, LbpDetector  # noqa: E402
 from discriminator_cli.lipsync.pipeline import LipSyncOptions, lipsync_clip  # noqa: E402
 from discriminator_cli.runner import CommandRunner  # noqa: E402
 from discriminator_cli.tools import ffmpeg_path  # noqa: E402
-from tests.helpers import ffprobe_json  # noqa: E402
+from tests.helpers import ffprobe_json, processes_naming  # noqa: E402
 from tests.wav2lip_weights import DATA, write_checkpoint  # noqa: E402
 
 SPEECH = DATA / "speech_3s_16k.wav"
@@ -153,8 +153,9 @@ def test_no_face_in_a_video_frame_names_the_frame(workdir: Path, engine, tmp_pat
     assert not out.exists() and not list(tmp_path.glob(".staging-*"))
 
 
-def test_cli_sigint_mid_clip_exits_130_and_publishes_nothing(workdir: Path,
-                                                             tmp_path: Path) -> None:
+@pytest.mark.parametrize(("signum", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_cli_interrupted_mid_clip_publishes_nothing(workdir: Path, tmp_path: Path,
+                                                    signum: str, code: int) -> None:
     import signal
     import subprocess
     import sys
@@ -175,8 +176,9 @@ def test_cli_sigint_mid_clip_exits_130_and_publishes_nothing(workdir: Path,
             p.stat().st_size > 0 for p in out_dir.glob(".staging-*.mp4")):
         time.sleep(0.02)
     assert proc.poll() is None, proc.communicate()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(getattr(signal, signum))
     _, stderr = proc.communicate(timeout=30)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
     assert "nothing was published" in stderr and "Traceback" not in stderr
     assert list(out_dir.iterdir()) == []
+    assert processes_naming(str(out_dir)) == []  # the clip's ffmpeg went with it

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
 import sys
+import threading
 import traceback
+from types import FrameType
 from typing import NoReturn
 
 import typer
@@ -80,8 +83,32 @@ def _fail(code: int, message: str, *, label: str, json_output: bool, debug: bool
     sys.exit(code)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (`timeout`, a cancelled CI job, `docker stop`): unwound exactly as Ctrl-C is,
+    so child processes are killed and staging folders removed, but told apart at the end."""
+
+
+_signals: list[int] = []
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    _signals.append(signum)
+    raise Terminated
+
+
+def _interrupted(json_output: bool, debug: bool) -> NoReturn:
+    if _signals:
+        _fail(128 + signal.SIGTERM, "terminated (SIGTERM); nothing was published",
+              label="interrupted:", json_output=json_output, debug=debug,
+              details={"type": "Terminated"})
+    _fail(130, "stopped; nothing was published", label="interrupted:",
+          json_output=json_output, debug=debug, details={"type": "Interrupted"})
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     debug = "--debug" in args or os.environ.get("DISCRIMINATOR_DEBUG") == "1"
     args = [a for a in args if a != "--debug"]
     json_output = _wants_json(args)
@@ -97,8 +124,7 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.exit_code, exc.one_line(), label="error:", json_output=json_output,
               debug=debug, details=exc.as_dict())
     except KeyboardInterrupt:
-        _fail(130, "stopped; nothing was published", label="interrupted:",
-              json_output=json_output, debug=debug, details={"type": "Interrupted"})
+        _interrupted(json_output, debug)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except typer.Abort:
