@@ -25,7 +25,8 @@ _PUBLISHED_MODE = 0o644   # mkstemp's 0600 would hide a clip, sidecar or cache e
 _PUBLISHED_DIR_MODE = 0o755
 
 
-def check_writable_parent(destination: Path, *, what: str = "output") -> None:
+def check_writable_parent(destination: Path, *, what: str = "output",
+                          flag: str = "--out") -> None:
     """Fail before any work when the destination's folder cannot be written."""
     parent = destination.absolute().parent
     existing = parent
@@ -33,7 +34,7 @@ def check_writable_parent(destination: Path, *, what: str = "output") -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise BadInputError(f"cannot create the {what} here: {existing} is not a folder",
-                            path=destination, hint="choose another --out")
+                            path=destination, hint=f"choose another {flag}")
     # Try it rather than trusting permission bits: root ignores them, read-only mounts don't.
     try:
         with tempfile.TemporaryFile(dir=existing, prefix=STAGING_PREFIX):
@@ -41,8 +42,15 @@ def check_writable_parent(destination: Path, *, what: str = "output") -> None:
     except OSError as exc:
         raise BadInputError(f"cannot write the {what}: {existing} is not writable "
                             f"({exc.strerror})", path=destination,
-                            hint="choose a writable --out, or fix the folder's "
+                            hint=f"choose a writable {flag}, or fix the folder's "
                                  "permissions") from None
+
+
+def _unwritable(destination: Path, exc: OSError, flag: str) -> BadInputError:
+    if is_disk_full(exc):
+        return disk_full_error(destination)
+    return BadInputError(f"cannot write here ({exc.strerror or exc})", path=destination,
+                         hint=f"choose a writable {flag}, or fix the folder's permissions")
 
 
 def _publish_lock(destination: Path) -> contextlib.AbstractContextManager[None]:
@@ -67,9 +75,12 @@ def staged_directory(destination: Path, *, force: bool = False,
     if destination.exists() and not force:
         _refuse_existing(destination, "directory", "--out")
     _check_replaceable(destination, replaceable)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{destination.name}.",
-                                    dir=destination.parent))
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{destination.name}.",
+                                        dir=destination.parent))
+    except OSError as exc:
+        raise _unwritable(destination, exc, "--out") from None
     try:
         yield staging
         os.chmod(staging, _PUBLISHED_DIR_MODE)  # mkdtemp makes 0700
@@ -114,11 +125,17 @@ def _replace_directory(staging: Path, destination: Path) -> None:
 def staged_file(destination: Path, *, force: bool = False, flag: str = "-o") -> Iterator[Path]:
     """Yield a temporary path beside `destination`; on clean exit it is renamed into place."""
     destination = destination.absolute()
+    if destination.is_dir():
+        raise BadInputError("is a folder; this output is a file", path=destination,
+                            hint=f"give {flag} a file name")
     if destination.exists() and not force:
         _refuse_existing(destination, "file", flag)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=destination.suffix,
-                               dir=destination.parent)
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=destination.suffix,
+                                   dir=destination.parent)
+    except OSError as exc:
+        raise _unwritable(destination, exc, flag) from None
     os.close(fd)
     staging = Path(tmp)
     try:
@@ -148,7 +165,10 @@ def publish_file(produced: Path, destination: Path) -> None:
         shutil.move(produced, staging)
 
 
-_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded")
+# Shaka Packager's own wording ("Cannot close file ..., possibly file permission issue or
+# running out of disk space"): it never writes into a folder this run did not just make.
+_DISK_FULL_TEXT = ("No space left on device", "Disk quota exceeded",
+                   "running out of disk space")
 
 
 def is_disk_full(exc: BaseException) -> bool:

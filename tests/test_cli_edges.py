@@ -307,3 +307,16 @@ def test_an_incomplete_bento4_is_found_out_before_any_encode(
     complete = find_bento4()
     assert complete is not None and complete.mp4dash == str(sdk / "bin" / "mp4dash")
     assert resolve_backend("auto") == "bento4"
+
+
+def test_files_that_cannot_be_written_are_bad_input(shaka_package: Path, tmp_path: Path) -> None:
+    # /proc takes no new files, even from root; a folder is not a file name.
+    for args, says in [
+        (["sample", "-o", "/proc/s.mov"], "/proc/s.mov: cannot write here"),
+        (["validate", str(shaka_package), "--junit", "/proc/r.xml"], "choose a writable --junit"),
+        (["validate", str(shaka_package), "--junit", str(tmp_path)], "is a folder"),
+    ]:
+        done = run_cli(*args)
+        assert done.returncode == 2, (args, done.stderr)
+        assert says in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

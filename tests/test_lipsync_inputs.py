@@ -40,7 +40,14 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     Image.new("RGB", (1, 1), (200, 150, 120)).save(folder / "one.png")
     Image.fromarray(reference_faces()[0][:, :, ::-1]).save(folder / "face.png")
     (folder / "notes.wav").write_text("this is not audio\n")
+    noise = np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)
+    Image.fromarray(noise).save(folder / "whole.jpg", quality=90)
+    whole = (folder / "whole.jpg").read_bytes()
+    (folder / "cut.jpg").write_bytes(whole[:len(whole) // 2])  # decodes grey below the cut
+    (folder / "stub.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     return {
+        "cut": folder / "cut.jpg",
+        "stub": folder / "stub.png",
         "one": folder / "one.png",
         "bomb": _png_header_only(folder / "bomb.png", 30000, 30000),    # Pillow refuses
         "large": _png_header_only(folder / "large.png", 10000, 9000),   # Pillow only warns
@@ -59,7 +66,9 @@ def _exit_and_error(args: list[str], capsys: pytest.CaptureFixture[str]) -> tupl
 
 @pytest.mark.parametrize(("photo", "says"), [("one", "1x1 pixels, too small"),
                                              ("bomb", "megapixel limit"),
-                                             ("large", "10000x9000 pixels")])
+                                             ("large", "10000x9000 pixels"),
+                                             ("cut", "damaged or cut short"),
+                                             ("stub", "damaged or cut short")])
 @pytest.mark.parametrize("command", ["lipsync", "quantize"])
 def test_unusable_photos_are_bad_input(photo: str, says: str, command: str,
                                        files: dict[str, Path], tmp_path: Path,
@@ -104,6 +113,36 @@ def test_a_video_without_audio_is_bad_input(tmp_path: Path,
                         what="test video")
     code, line = _exit_and_error(["mel", str(silent), "--cache-dir", str(tmp_path)], capsys)
     assert code == 2 and "not a readable audio file" in line and str(silent) in line
+
+
+# /proc takes no new files, even from root (CI runs as root, so chmod would prove nothing).
+@pytest.mark.parametrize(("command", "says"), [
+    ("lipsync", "/proc/clip.mp4: cannot write the clip"),
+    ("lipsync-folder", "is a folder; the clip is a file"),
+    ("quantize", "/proc/q.pt: cannot write the int8 file"),
+    ("quantize-folder", "is a folder; the int8 file is a file"),
+    ("mel", "cannot write the cache: /proc is not writable"),
+])
+def test_an_output_that_cannot_be_written_is_bad_input_before_any_work(
+        command: str, says: str, files: dict[str, Path], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "a-folder.mp4"
+    folder.mkdir()
+    face, speech, ckpt = str(files["face"]), str(SPEECH), str(files["ckpt"])
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    args = {"lipsync": ["lipsync", "--face", face, "--audio", speech, "--checkpoint", ckpt,
+                        "-o", "/proc/clip.mp4", *cache],
+            "lipsync-folder": ["lipsync", "--face", face, "--audio", speech, "--checkpoint",
+                               ckpt, "-o", str(folder), "--force", *cache],
+            "quantize": ["quantize", ckpt, "-o", "/proc/q.pt", "--calibration-audio", speech,
+                         "--calibration-face", face, *cache],
+            "quantize-folder": ["quantize", ckpt, "-o", str(folder), "--force",
+                                "--calibration-audio", speech, "--calibration-face", face,
+                                *cache],
+            "mel": ["mel", speech, "--cache-dir", "/proc/mel-cache"]}[command]
+    code, line = _exit_and_error(args, capsys)
+    assert code == 2 and says in line, line
+    assert list(folder.iterdir()) == [] and not (tmp_path / "cache").exists()
 
 
 class _Recorder:

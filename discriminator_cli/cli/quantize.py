@@ -54,7 +54,12 @@ def quantize(
     require_lipsync_extra(WHAT)
     with lipsync_imports(WHAT):
         from discriminator_cli.lipsync.faces import parse_box
-        from discriminator_cli.lipsync.quantize import calibration_inputs, quantize_checkpoint
+        from discriminator_cli.lipsync.quantize import (
+            calibration_inputs,
+            check_quantize_output,
+            quantize_checkpoint,
+        )
+    check_quantize_output(output, force)
     mels, face, calibration_info = calibration_inputs(calibration_audio, calibration_face,
                                           box=parse_box(calibration_box) if calibration_box
                                           else None, cache_dir=cache_dir)

@@ -41,7 +41,7 @@ def validate(
     1: errors found; 2: nothing usable to check."""
     report = validate_paths(paths)
     if junit is not None:
-        with staged_file(junit, force=True) as staging:
+        with staged_file(junit, force=True, flag="--junit") as staging:
             staging.write_bytes(report.junit_xml(strict=strict))
     chosen = OutputFormat.json if json_output else output_format or (
         OutputFormat.table if out_console.is_terminal else OutputFormat.text)

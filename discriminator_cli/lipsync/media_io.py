@@ -35,17 +35,37 @@ def read_photo(path: Path) -> np.ndarray | None:
 
     check_photo_header(path)  # from the header, before any decoding
     try:
-        with Image.open(path) as image:
+        image = Image.open(path)
+    except (UnidentifiedImageError, OSError) as exc:
+        if path.suffix.lower() in PHOTO_SUFFIXES:
+            raise damaged_photo(path, exc) from None
+        return None
+    with image:
+        try:
             upright = ImageOps.exif_transpose(image)  # phones store portrait photos rotated
             rgb = np.asarray(upright.convert("RGB"))
-    except (UnidentifiedImageError, OSError):
-        return None
+        except (OSError, SyntaxError, ValueError) as exc:
+            # Pillow knew the format, so this is a photo: handing it to ffmpeg as a "video"
+            # would make a clip of the part that survived (grey below the cut).
+            raise damaged_photo(path, exc) from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def damaged_photo(path: Path, exc: BaseException | None = None) -> BadInputError:
+    from PIL import UnidentifiedImageError
+
+    # Pillow's "cannot identify image file '<path>'" repeats the path (a service's upload
+    # path is not the viewer's to see); its decoding errors say where the data ran out.
+    detail = f" ({exc})" if exc and str(exc) and not isinstance(exc, UnidentifiedImageError) \
+        else ""
+    return BadInputError(f"the image is damaged or cut short{detail}", path=path,
+                         hint="export or send the photo again (JPEG or PNG)")
 
 
 def check_photo_header(path: Path) -> None:
     """check_photo_size from the image header alone (no decoding): a cheap early check.
-    Files Pillow does not read as images (videos) pass; they are checked when probed."""
+    Files Pillow does not read as images pass when not named as photos (videos: they are
+    checked when probed); a .jpg/.png/... that Pillow cannot read is damaged."""
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -54,10 +74,14 @@ def check_photo_header(path: Path) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
         with image:
+            if 0 in image.size:  # a header cut off before the size was written
+                raise damaged_photo(path)
             check_photo_size(path, *image.size)
     except Image.DecompressionBombError:  # Pillow refuses at open beyond twice its limit
         raise _too_large(path, None) from None
-    except (UnidentifiedImageError, OSError):
+    except (UnidentifiedImageError, OSError) as exc:
+        if path.suffix.lower() in PHOTO_SUFFIXES:  # named as a photo, yet not one Pillow reads
+            raise damaged_photo(path, exc) from None
         return
 
 

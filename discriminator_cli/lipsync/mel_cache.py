@@ -25,7 +25,7 @@ from discriminator_cli.lipsync.audio import (
     melspectrogram,
 )
 from discriminator_cli.locks import file_lock
-from discriminator_cli.publish import atomic_write_text, staged_file
+from discriminator_cli.publish import atomic_write_text, check_writable_parent, staged_file
 from discriminator_cli.runner import CommandRunner
 
 # Bump when the front end's output changes for the same parameters (invalidates old entries).
@@ -83,6 +83,7 @@ def get_or_compute_mel(audio_path: Path | str, cache_dir: Path | str | None = No
     if not audio_path.is_file():
         # load_audio raises the friendly error; hashing a missing file would not.
         load_audio(audio_path, runner=runner)
+    check_writable_parent(root / MEL_SUBDIR, what="cache", flag="--cache-dir")
     audio_sha = content_hash(audio_path, root)
     key = key_of({"audio_sha256": audio_sha, "params": params.as_dict(),
                   "frontend": FRONTEND_VERSION})

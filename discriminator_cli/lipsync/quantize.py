@@ -95,6 +95,20 @@ def refusal(report: QuantizeReport) -> QuantizationRefusedError:
              "--threshold) to write it anyway")
 
 
+def check_quantize_output(output: Path, force: bool) -> None:
+    """Before calibrating: the output can be written (a folder, an existing file without
+    --force, or a folder that cannot be written fail here, not after minutes of work)."""
+    from discriminator_cli.publish import check_writable_parent
+
+    if output.is_dir():
+        raise BadInputError("is a folder; the int8 file is a file", path=output,
+                            hint="give -o a file name, e.g. wav2lip_int8.pt")
+    if output.exists() and not force:
+        raise BadInputError("output file already exists", path=output,
+                            hint="pass --force to replace it, or choose another -o")
+    check_writable_parent(output, what="int8 file", flag="-o")
+
+
 def load_face_image(image_path: Path | str, *, box: tuple[int, int, int, int] | None = None,
                     runner: CommandRunner | None = None) -> np.ndarray:
     """A photo (or a video's first frame) -> (96, 96, 3) uint8 BGR: the box if given, else
@@ -152,9 +166,7 @@ def quantize_checkpoint(checkpoint_path: Path | str, output: Path | str, *,
     """
     started = time.monotonic()
     checkpoint_path, output = Path(checkpoint_path), Path(output)
-    if output.exists() and not force:
-        raise BadInputError("output file already exists", path=output,
-                            hint="pass --force to replace it, or choose another -o")
+    check_quantize_output(output, force)
     requested, fallback = fallback, resolve_fallback(fallback)
     checkpoint = read_checkpoint(checkpoint_path)
     model = fold_batchnorm(load_wav2lip(checkpoint_path, checkpoint)).eval()
@@ -271,11 +283,10 @@ def calibration_inputs(audio_path: Path | str, face_path: Path | str, *,
     """The user's narration (through the mel cache) and face -> mel windows, face, provenance."""
     from discriminator_cli.lipsync.faces import FixedBox
     from discriminator_cli.lipsync.media_io import check_photo_header
-    from discriminator_cli.lipsync.pipeline import find_face_box
+    from discriminator_cli.lipsync.pipeline import find_face_box, missing_face
 
     if not Path(face_path).is_file():
-        raise BadInputError("face file not found", path=face_path,
-                            hint="check the --calibration-face path")
+        raise missing_face(Path(face_path), "check the --calibration-face path")
     check_photo_header(Path(face_path))  # before the narration is analysed
     entry = get_or_compute_mel(audio_path, cache_dir, fps=CALIBRATION_FPS, runner=runner)
     # The crop lipsync would make (faces.face_box decides for both: a given box as is, a
