@@ -287,6 +287,33 @@ def test_mixed_plans_load_in_any_combination(bare_ckpt: Path, calibration: tuple
     assert psnr(reference, still) >= 30.0
 
 
+def test_an_edited_or_damaged_int8_file_is_bad_input(bare_ckpt: Path, calibration: tuple,
+                                                     tmp_path: Path) -> None:
+    from discriminator_cli.errors import BadInputError
+
+    mels, face, _info = calibration
+    out = tmp_path / "int8.pt"
+    quantize_checkpoint(bare_ckpt, out, mels=mels, face=face, threshold_db=0.0, **FRAMES)
+    state = torch.load(out, weights_only=True)
+    first = next(iter(state["plan"]))
+    edits = {
+        "a unit left out of the plan": lambda s: s["plan"].pop(first),
+        "a unit's weights gone": lambda s: s["units"].pop(first),
+        "a weight of the wrong shape": lambda s: s["units"][first].update(
+            weight_int8=s["units"][first]["weight_int8"][:1]),
+    }
+    for what, edit in edits.items():
+        edited = torch.load(out, weights_only=True)
+        edit(edited)
+        path = tmp_path / f"{len(what)}.pt"
+        torch.save(edited, path)
+        with pytest.raises(BadInputError) as info:
+            load_engine(path)
+        line = info.value.one_line()
+        assert str(path) in line and "not a complete int8 file" in line, what
+        assert "discriminator quantize" in line
+
+
 def test_mse_observer_clips_outliers_and_lowers_the_error() -> None:
     rng = np.random.default_rng(3)
     # A bulk around zero and a wide tail, like a trained network's post-BatchNorm channels.

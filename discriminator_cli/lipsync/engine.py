@@ -312,7 +312,15 @@ def load_engine(checkpoint_path: Path | str, precision: str = "auto", device: st
     model: nn.Module
     if checkpoint.kind == "int8":
         assert checkpoint.int8_state is not None
-        model = Int8Wav2Lip(checkpoint.int8_state).eval()
+        try:
+            model = Int8Wav2Lip(checkpoint.int8_state).eval()
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError,
+                RuntimeError) as exc:
+            # Everything the model is built from here is the file's data: a missing unit, a
+            # wrong shape or type is a damaged or edited file, not a bug.
+            raise BadInputError(f"not a complete int8 file ({type(exc).__name__}: {exc})",
+                                path=path, hint="make it again with `discriminator quantize`"
+                                ) from exc
         meta.update(checkpoint.int8_state.get("meta", {}))
     else:
         model = fold_batchnorm(load_wav2lip(path, checkpoint))

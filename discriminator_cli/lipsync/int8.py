@@ -187,6 +187,15 @@ def _float_conv(saved: dict[str, Any], template: nn.Module, precision: str) -> n
     return conv.to(_FLOAT_DTYPES[precision]).to(memory_format=torch.channels_last).eval()
 
 
+def _check_shapes(name: str, saved: dict[str, Any], conv: nn.Module) -> None:
+    """Prepacking takes int8 weights of any shape; the model's convs take only their own."""
+    weight, bias = tuple(saved["weight_int8"].shape), tuple(saved["bias"].shape)
+    if weight != tuple(conv.weight.shape) or bias != (conv.weight.shape[0 if isinstance(
+            conv, nn.Conv2d) else 1],):
+        raise ValueError(f"unit {name}: weight {weight} and bias {bias} do not fit "
+                         f"{tuple(conv.weight.shape)}")
+
+
 class Int8Wav2Lip(nn.Module):
     """The quantised network; same encode_face/encode_audio/decode split as Wav2Lip.
 
@@ -216,6 +225,7 @@ class Int8Wav2Lip(nn.Module):
                 self.units[name] = cache[(name, precision)]
                 continue
             if precision == "int8":
+                _check_shapes(name, saved, conv)
                 self.units[name] = UnitQuant(_pack(saved, conv),
                                              isinstance(conv, nn.ConvTranspose2d),
                                              template.residual, float(saved["conv_scale"]),
@@ -225,6 +235,9 @@ class Int8Wav2Lip(nn.Module):
                                              template.residual, float(saved["out_scale"]),
                                              precision)
             cache[(name, precision)] = self.units[name]
+        missing = [name for name in unit_names(structure) if name not in self.units]
+        if missing:  # forward() would fail at the first missing unit, mid-clip
+            raise KeyError(f"{len(missing)} unit(s) missing, first {missing[0]}")
         self.head = nn.Conv2d(32, 3, kernel_size=1)
         with torch.no_grad():
             self.head.weight.copy_(state["head"]["weight"])
