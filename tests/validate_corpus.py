@@ -291,7 +291,23 @@ def iframe_average_bandwidth_off(pkg: Path) -> None:
          lambda m: f"{m.group(1)}AVERAGE-BANDWIDTH={int(m.group(2)) * 2}")
 
 
+def master_deleted(pkg: Path) -> None:
+    (pkg / MASTER).unlink()
+
+
+def mpd_deleted(pkg: Path) -> None:
+    (pkg / MPD).unlink()
+
+
+def playlists_deleted(pkg: Path) -> None:
+    for playlist in pkg.glob("*.m3u8"):
+        playlist.unlink()
+
+
 MORE_MUTATIONS: dict[str, tuple[Callable[[Path], None], str]] = {
+    "master playlist deleted": (master_deleted, "hls.master-missing"),
+    "MPD deleted": (mpd_deleted, "package.dash-missing"),
+    "every playlist deleted": (playlists_deleted, "package.hls-missing"),
     "duplicate Representation id": (duplicate_representation_id, "dash.duplicate-id"),
     "no frameRate": (missing_frame_rate, "dash.missing-attribute"),
     "indexRange not at the sidx": (index_range_not_at_sidx, "dash.sidx-invalid"),

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from discriminator_cli.errors import BadInputError
+from discriminator_cli.package_layout import HLS_MASTER_NAME, MPD_NAME
 from discriminator_cli.publish import STAGING_PREFIX
 from discriminator_cli.validate.captions import check_captions
 from discriminator_cli.validate.cross import check_cross
@@ -94,7 +95,11 @@ def validate_paths(paths: Iterable[Path | str], *,
     then compared with each other. Every video file then goes through the decoder buffer model
     (`hrd_fallback`: HRD settings by file name, for streams whose SPS declares none).
     """
+    paths = list(paths)
     found, outside = _manifests_and_roots(paths)
+    # Package-level checks only where a folder was given: a playlist named on its own is
+    # checked as itself.
+    folders_given = [Path(p).resolve() for p in paths if Path(p).is_dir()]
     report = Report()
     for link in outside:
         report.error("file.outside-package", link, "",
@@ -124,6 +129,9 @@ def validate_paths(paths: Iterable[Path | str], *,
     for path in playlist_paths:
         if path not in checked and str(path) not in report.manifests:
             check_media_playlist(path, report, media)
+    _check_package_shape([m for m in manifests
+                          if any(m.is_relative_to(folder) for folder in folders_given)],
+                         masters, checked, report)
     for mpd in dash:
         for master in masters:
             if master.path.parent == mpd.path.parent:
@@ -148,3 +156,35 @@ def validate_package(package: Path | str, *,
                      hrd_fallback: Mapping[str, HrdParameters] | None = None) -> Report:
     """What `discriminator encode` runs on each package it publishes; fail on `report.errors`."""
     return validate_paths([package], hrd_fallback=hrd_fallback)
+
+
+def _check_package_shape(manifests: list[Path], masters: list[HlsMaster], reached: set[Path],
+                         report: Report) -> None:
+    """What a folder's manifests say together: HLS media playlists no master names (a player
+    starts from a master, so they cannot play), and an fMP4 package with only one of the two
+    manifests `encode` writes (a deleted stream.mpd or master.m3u8)."""
+    folders: dict[Path, list[Path]] = {}
+    for path in manifests:
+        folders.setdefault(path.parent, []).append(path)
+    master_paths = {master.path for master in masters}
+    for folder, paths in folders.items():
+        mpds = [p for p in paths if p.suffix.lower() == ".mpd"]
+        here = [p for p in paths if p in master_paths]
+        loose = [p for p in paths if p.suffix.lower() == ".m3u8" and p not in master_paths
+                 and p not in reached]
+        if loose and not here:
+            report.error("hls.master-missing", loose[0], "package",
+                         f"{len(loose)} media playlist(s) but no master playlist in this "
+                         f"folder: HLS players start from a master ({HLS_MASTER_NAME})")
+        for path in loose if here else []:
+            report.warning("hls.unreferenced-playlist", path, "package",
+                           "no master playlist in this folder names this playlist")
+        fmp4 = any(child.suffix.lower() == ".mp4" for child in folder.iterdir())
+        if fmp4 and mpds and not here and not loose:
+            report.error("package.hls-missing", mpds[0], "package",
+                         f"a DASH manifest without {HLS_MASTER_NAME}: an fMP4 package is "
+                         "served as both (`encode` writes both); HLS players get nothing")
+        if fmp4 and here and not mpds:
+            report.error("package.dash-missing", here[0], "package",
+                         f"an HLS master without {MPD_NAME}: an fMP4 package is served as "
+                         "both (`encode` writes both); DASH players get nothing")
