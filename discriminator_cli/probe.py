@@ -82,9 +82,23 @@ def _rotation(stream: dict[str, Any]) -> int:
     return int(tag) % 360 if tag and tag.lstrip("-").isdigit() else 0
 
 
-def _nearest_standard_rate(rate: Fraction) -> Fraction:
+def _standard_near(rate: Fraction | None) -> Fraction | None:
+    if rate is None:
+        return None
     best = min(_STANDARD_RATES, key=lambda r: abs(float(r) - float(rate)))
-    return best if abs(float(best) - float(rate)) < 0.5 else rate.limit_denominator(1001)
+    return best if abs(float(best) - float(rate)) < 0.5 else None
+
+
+def constant_rate_for(avg: Fraction, real: Fraction | None) -> Fraction:
+    """The standard constant rate a variable-rate source is encoded at: the one its average
+    is (a phone's 30 fps with drops), else its own base rate when that is standard (25 fps
+    that fell to 12.5 for a while), else the lowest standard rate that keeps every frame.
+    A non-standard rate would break the ladder's 48-frame GOPs = 2 s segments."""
+    near = _standard_near(avg) or (_standard_near(real) if real and real >= avg else None)
+    if near is not None:
+        return near
+    keeps_all = [r for r in _STANDARD_RATES if r >= avg]
+    return min(keeps_all) if keeps_all else max(_STANDARD_RATES)
 
 
 def run_ffprobe(path: Path, runner: CommandRunner | None = None) -> dict[str, Any]:
@@ -136,8 +150,7 @@ def probe_source(path: Path, runner: CommandRunner | None = None) -> SourceInfo:
         raise BadInputError("cannot determine the frame rate", path=path,
                             hint="re-export the source at a constant frame rate")
     variable = bool(real and avg and abs(float(real) - float(avg)) / float(avg) > VFR_TOLERANCE)
-    # For variable-rate sources (phones) encode at the nearest standard rate to the average.
-    rate = _nearest_standard_rate(avg) if variable and avg else (real or avg)
+    rate = constant_rate_for(avg, real) if variable and avg else (real or avg)
     assert rate is not None
     rotation = _rotation(video)
     sar = _fraction(video.get("sample_aspect_ratio")) or Fraction(1)

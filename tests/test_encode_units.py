@@ -248,3 +248,18 @@ def test_manifest_reading(tmp_path: Path) -> None:
     assert dash.audio_languages == ["en"]
     hls = read_hls(_write_hls(tmp_path, [100_000], declared=500_000))
     assert [(r.width, r.height, r.bandwidth) for r in hls.renditions] == [(1280, 720, 500_000)]
+
+
+@pytest.mark.parametrize(("avg", "real", "expected"), [
+    (Fraction(296, 10), Fraction(30), Fraction(30000, 1001)),   # a phone's 29.97 with drops
+    (Fraction(292, 10), Fraction(30), Fraction(30)),            # further off: its own base
+    (Fraction(625, 37), Fraction(25), Fraction(25)),            # 25 fps that fell to 12.5
+    (Fraction(625, 37), Fraction(90000), Fraction(24000, 1001)),  # a timebase, not a rate
+    (Fraction(625, 37), None, Fraction(24000, 1001)),
+    (Fraction(96), Fraction(120), Fraction(60)),                # above every standard rate
+])
+def test_a_variable_rate_source_gets_a_standard_constant_rate(
+        avg: Fraction, real: Fraction | None, expected: Fraction) -> None:
+    from discriminator_cli.probe import constant_rate_for
+
+    assert constant_rate_for(avg, real) == expected
