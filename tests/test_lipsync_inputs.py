@@ -112,7 +112,7 @@ def test_a_video_without_audio_is_bad_input(tmp_path: Path,
                          "color=c=gray:s=64x64:d=1", "-c:v", "libx264", str(silent)],
                         what="test video")
     code, line = _exit_and_error(["mel", str(silent), "--cache-dir", str(tmp_path)], capsys)
-    assert code == 2 and "not a readable audio file" in line and str(silent) in line
+    assert code == 2 and f"{silent}: has no audio stream" in line and "video that has sound" in line
 
 
 # /proc takes no new files, even from root (CI runs as root, so chmod would prove nothing).
@@ -143,6 +143,19 @@ def test_an_output_that_cannot_be_written_is_bad_input_before_any_work(
     code, line = _exit_and_error(args, capsys)
     assert code == 2 and says in line, line
     assert list(folder.iterdir()) == [] and not (tmp_path / "cache").exists()
+
+
+def test_a_very_short_narration_says_nothing_but_its_result(tmp_path: Path) -> None:
+    import warnings
+
+    import soundfile
+
+    short = tmp_path / "ten_ms.wav"
+    soundfile.write(short, np.zeros(160, np.float32), 16000)  # shorter than one FFT
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["mel", str(short), "--cache-dir", str(tmp_path / "cache")])
+    assert [str(w.message) for w in caught] == []
 
 
 class _Recorder:

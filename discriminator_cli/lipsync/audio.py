@@ -9,6 +9,7 @@ training front end with librosa 0.10 and 0.11 alike (keyword arguments only).
 from __future__ import annotations
 
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -78,6 +79,10 @@ def load_audio(audio_path: Path | str, *, runner: CommandRunner | None = None) -
         except ToolFailedError as exc:
             # ffmpeg cannot decode the user's file: bad input (exit 2), as encode's probe says.
             lines = [line for line in exc.stderr.strip().splitlines() if line.strip()]
+            if any("matches no streams" in line for line in lines):  # -map 0:a:0 found none
+                raise BadInputError("has no audio stream", path=audio_path,
+                                    hint="give the narration as an audio file (wav, mp3, m4a, "
+                                         "...) or a video that has sound") from None
             reason = lines[-1].strip() if lines else "undecodable"
             raise BadInputError(f"not a readable audio file ({reason})", path=audio_path,
                                 hint="give an audio file (wav, mp3, m4a, ...) or a video with "
@@ -111,9 +116,13 @@ def melspectrogram(wav: np.ndarray, params: MelParams = DEFAULT_MEL_PARAMS) -> n
     if wav.ndim != 1 or wav.size == 0:
         raise BadInputError(f"expected a non-empty mono signal, got shape {wav.shape}")
     emphasised = lfilter([1.0, -params.preemphasis], [1.0], wav).astype(np.float32)
-    spectrum = librosa.stft(y=emphasised, n_fft=params.n_fft, hop_length=params.hop_length,
-                            win_length=params.win_length, center=True,
-                            pad_mode=params.stft_pad_mode)
+    with warnings.catch_warnings():
+        # A clip shorter than one FFT (under 50 ms) is padded, as center=True does anyway;
+        # librosa's note about it is not the user's business.
+        warnings.filterwarnings("ignore", message="n_fft=.*is too large", category=UserWarning)
+        spectrum = librosa.stft(y=emphasised, n_fft=params.n_fft,
+                                hop_length=params.hop_length, win_length=params.win_length,
+                                center=True, pad_mode=params.stft_pad_mode)
     mel = _mel_basis(params) @ np.abs(spectrum)
     floor = 10.0 ** (params.min_level_db / 20.0)
     db = 20.0 * np.log10(np.maximum(floor, mel)) - params.ref_level_db
