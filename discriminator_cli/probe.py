@@ -122,6 +122,9 @@ def probe_source(path: Path, runner: CommandRunner | None = None) -> SourceInfo:
     if path.is_dir():
         raise BadInputError("is a directory, not a video file", path=path,
                             hint="pass a video file, or a folder only where a folder is allowed")
+    if not path.is_file():  # a FIFO or a device: ffprobe would wait on it or read forever
+        raise BadInputError("not a regular file (a pipe or a device)", path=path,
+                            hint="save the video to a file first")
     size = path.stat().st_size
     if size == 0:
         raise BadInputError("file is empty (0 bytes)", path=path,

@@ -61,7 +61,13 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
     moov_end = data.index(b"moov") - 4 + int.from_bytes(data[data.index(b"moov") - 4:
                                                               data.index(b"moov")], "big")
     zero.write_bytes(data[:moov_end])
+    pipe = folder / "pipe.mov"
+    os.mkfifo(pipe)
+    device = folder / "device.mov"
+    device.symlink_to("/dev/zero")
     return {
+        "a pipe": (pipe, "not a regular file"),
+        "a device": (device, "not a regular file"),
         "missing": (folder / "nope.mov", "file not found"),
         "not a video": (text, "not a readable media file"),
         "empty": (empty, "file is empty"),
@@ -73,7 +79,7 @@ def _bad_inputs(folder: Path) -> dict[str, tuple[Path, str]]:
 
 
 CASES = ["missing", "not a video", "empty", "truncated moov", "truncated data",
-         "no video stream", "zero-length"]
+         "no video stream", "zero-length", "a pipe", "a device"]
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +99,14 @@ def test_bad_input_one_line_error_no_traceback_nothing_published(
     assert str(path) in lines[0] and expected in lines[0]
     assert "Traceback" not in result.stderr
     assert not media.exists() or list(media.iterdir()) == []
+
+
+def test_when_every_source_fails_nothing_is_said_to_be_published(
+        bad_inputs: dict[str, tuple[Path, str]], tmp_path: Path) -> None:
+    result = run_cli("encode", str(bad_inputs["not a video"][0]), str(bad_inputs["empty"][0]),
+                     "--preset", TINY, "--media-root", str(tmp_path / "media"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "2 of 2 sources failed; nothing was published"
 
 
 def test_debug_shows_the_traceback(bad_inputs: dict[str, tuple[Path, str]],

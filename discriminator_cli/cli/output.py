@@ -72,6 +72,7 @@ def finish_batch(outcome: BatchOutcome[Any], *, noun: str, json_output: bool) ->
     if not outcome.failures:
         return
     if not json_output:
-        info(f"{len(outcome.failures)} of {outcome.total} {noun} failed; the others were "
-             "published")
+        rest = ("nothing was published" if len(outcome.failures) == outcome.total
+                else "the others were published")
+        info(f"{len(outcome.failures)} of {outcome.total} {noun} failed; {rest}")
     raise typer.Exit(outcome.exit_code)
