@@ -150,7 +150,8 @@ def test_quantize_cli(bare_ckpt: Path, face_png: Path, tmp_path: Path,
     with pytest.raises(SystemExit) as info:
         main([*base, "--threshold", "99"])
     assert info.value.code == 1 and not out.exists()
-    assert "below the 99 dB threshold" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "below the 99 dB threshold" in err and "no face found" not in err
     main([*base, "--threshold", "99", "--force", "--json"])
     report = json.loads(capsys.readouterr().out)
     assert report["written"] is True and report["forced"] is True
@@ -158,6 +159,29 @@ def test_quantize_cli(bare_ckpt: Path, face_png: Path, tmp_path: Path,
     assert report["calibration"]["face_sha256"]
     assert sum(len(units) for units in report["plan"].values()) == 50
     assert load_engine(out).precision == "int8"
+    # A picture with no face is used whole, and the user is told so.
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"
+    Image.new("RGB", (200, 200), (128, 128, 128)).save(grey)
+    grey_args = [*base, "--threshold", "99", "--force"]
+    grey_args[grey_args.index(str(face_png))] = str(grey)
+    main(grey_args)  # --force: written whatever its PSNR
+    assert f"{grey}: no face found; the whole picture is used" in capsys.readouterr().err
+
+
+def test_calibration_audio_under_a_second_is_refused(face_png: Path, tmp_path: Path) -> None:
+    import soundfile
+
+    from discriminator_cli.errors import BadInputError
+
+    short = tmp_path / "short.wav"
+    soundfile.write(short, np.zeros(8000, np.float32), 16000)  # 0.5 s
+    with pytest.raises(BadInputError) as info:
+        calibration_inputs(short, face_png, cache_dir=tmp_path / "cache")
+    line = info.value.one_line()
+    assert str(short) in line and "too short to calibrate on: 10 mel window(s), 25 needed" in line
+    assert "at least 1 s of speech" in line
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from discriminator_cli.cli.options import JsonOption
-from discriminator_cli.cli.output import info, print_json
+from discriminator_cli.cli.output import info, print_json, warn
 from discriminator_cli.cli.progress import RichProgress
 
 WHAT = "discriminator quantize"
@@ -63,6 +63,9 @@ def quantize(
     mels, face, calibration_info = calibration_inputs(calibration_audio, calibration_face,
                                           box=parse_box(calibration_box) if calibration_box
                                           else None, cache_dir=cache_dir)
+    if calibration_info["face_box"] is None and not calibration_box:
+        warn(f"{calibration_face}: no face found; the whole picture is used as the face crop "
+             "(pass --calibration-box to choose one)")
     if not json_output:
         info(f"calibrating int8 on {calibration_audio} ({len(mels)} mel windows) and "
              f"{calibration_face} ...")

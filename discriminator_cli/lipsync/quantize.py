@@ -95,6 +95,10 @@ def refusal(report: QuantizeReport) -> QuantizationRefusedError:
              "--threshold) to write it anyway")
 
 
+# Fewer windows than this leave a handful of held-out frames: a PSNR over them says nothing.
+MIN_CALIBRATION_WINDOWS = 25
+
+
 def check_quantize_output(output: Path, force: bool) -> None:
     """Before calibrating: the output can be written (a folder, an existing file without
     --force, or a folder that cannot be written fail here, not after minutes of work)."""
@@ -297,4 +301,11 @@ def calibration_inputs(audio_path: Path | str, face_path: Path | str, *,
     info = {"audio": str(audio_path), "audio_sha256": entry.audio_sha256,
             "face": str(face_path), "face_sha256": file_sha256(Path(face_path)),
             "face_box": list(box) if box else None}
-    return mel_windows(entry.load(), CALIBRATION_FPS), face, info
+    windows = mel_windows(entry.load(), CALIBRATION_FPS)
+    if len(windows) < MIN_CALIBRATION_WINDOWS:
+        least = MIN_CALIBRATION_WINDOWS / CALIBRATION_FPS
+        raise BadInputError(f"too short to calibrate on: {len(windows)} mel window(s), "
+                            f"{MIN_CALIBRATION_WINDOWS} needed", path=audio_path,
+                            hint=f"calibrate on at least {least:g} s of speech (the narration "
+                                 "itself is best)")
+    return windows, face, info
