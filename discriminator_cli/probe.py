@@ -101,6 +101,19 @@ def constant_rate_for(avg: Fraction, real: Fraction | None) -> Fraction:
     return min(keeps_all) if keeps_all else max(_STANDARD_RATES)
 
 
+_CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",
+                    "corrupt input packet", "Invalid NAL unit size", "error while decoding")
+
+
+def corrupt_media_reason(stderr: str) -> str | None:
+    """ffmpeg's first line naming damage in its input (later ones are its shutdown noise),
+    or None when the failure is something else."""
+    for line in stderr.splitlines():
+        if any(marker in line for marker in _CORRUPT_MARKERS):
+            return line.split("] ", 1)[-1].strip()
+    return None
+
+
 def run_ffprobe(path: Path, runner: CommandRunner | None = None) -> dict[str, Any]:
     runner = runner or CommandRunner()
     argv = [ffprobe_path(), "-v", "error", "-show_format", "-show_streams", "-of", "json",

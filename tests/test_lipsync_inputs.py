@@ -145,6 +145,25 @@ def test_an_output_that_cannot_be_written_is_bad_input_before_any_work(
     assert list(folder.iterdir()) == [] and not (tmp_path / "cache").exists()
 
 
+def test_a_truncated_face_video_is_bad_input_not_a_shorter_clip(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from discriminator_cli.runner import CommandRunner
+    from discriminator_cli.tools import ffmpeg_path
+
+    whole = tmp_path / "whole.mp4"  # the index first: a cut keeps it, the frames are gone
+    CommandRunner().run([ffmpeg_path(), "-v", "error", "-f", "lavfi", "-i",
+                         "testsrc2=size=160x120:rate=25:duration=3", "-c:v", "libx264",
+                         "-movflags", "+faststart", str(whole)], what="test video")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
+    out = tmp_path / "clip.mp4"
+    code, line = _exit_and_error(["lipsync", "--face", str(cut), "--box", "20,10,140,110",
+                                  "--audio", str(SPEECH), "--checkpoint", str(files["ckpt"]),
+                                  "-o", str(out), "--precision", "fp32"], capsys)
+    assert code == 2 and f"{cut}: the face video is corrupt or truncated" in line, line
+    assert not out.exists() and not list(tmp_path.glob(".staging-*"))
+
+
 def test_a_very_short_narration_says_nothing_but_its_result(tmp_path: Path) -> None:
     import warnings
 

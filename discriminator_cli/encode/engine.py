@@ -19,7 +19,7 @@ from discriminator_cli.encode.presets import Preset
 from discriminator_cli.encode.rung_cache import CacheEntry
 from discriminator_cli.encode.x264 import AudioJob, RungJob, build_pass_argv, with_spill
 from discriminator_cli.errors import BadInputError, ToolFailedError
-from discriminator_cli.probe import SourceInfo
+from discriminator_cli.probe import SourceInfo, corrupt_media_reason
 from discriminator_cli.progress import ProgressSink
 from discriminator_cli.runner import CommandRunner
 
@@ -114,9 +114,10 @@ class LocalEncoder:
                            hint="the source may be truncated or corrupt; check it plays "
                                 "to the end, or run with --debug")
             except ToolFailedError as exc:
-                if _looks_corrupt(exc.stderr):
-                    raise BadInputError("corrupt or truncated media (ffmpeg: "
-                                        f"{_first_marker_line(exc.stderr)})", path=source.path,
+                reason = corrupt_media_reason(exc.stderr)
+                if reason is not None:
+                    raise BadInputError(f"corrupt or truncated media (ffmpeg: {reason})",
+                                        path=source.path,
                                         hint="re-export or re-copy the source file") from None
                 raise
             ctx.progress.finish(task)
@@ -129,17 +130,3 @@ class LocalEncoder:
             raise KeyboardInterrupt
 
 
-_CORRUPT_MARKERS = ("partial file", "Invalid data found", "moov atom not found",
-                    "corrupt input packet", "Invalid NAL unit size", "error while decoding")
-
-
-def _looks_corrupt(stderr: str) -> bool:
-    return any(marker in stderr for marker in _CORRUPT_MARKERS)
-
-
-def _first_marker_line(text: str) -> str:
-    """The first line that names the damage (later ones are ffmpeg's shutdown noise)."""
-    for line in text.splitlines():
-        if any(marker in line for marker in _CORRUPT_MARKERS):
-            return line.split("] ", 1)[-1].strip()
-    return "unreadable data"

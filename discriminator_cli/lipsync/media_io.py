@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from discriminator_cli.errors import BadInputError, ToolFailedError
-from discriminator_cli.probe import run_ffprobe
+from discriminator_cli.probe import corrupt_media_reason, run_ffprobe
 from discriminator_cli.runner import CommandRunner, StreamingProcess
 from discriminator_cli.tools import ffmpeg_path, file_arg
 
@@ -133,26 +133,34 @@ def scaled_size(width: int, height: int, resize_factor: int) -> tuple[int, int]:
 
 
 def reader_argv(path: Path, width: int, height: int) -> list[str]:
-    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", file_arg(path),
-            "-map", "0:v:0", "-vf", f"scale={width}:{height}:flags=bicubic", "-f", "rawvideo",
-            "-pix_fmt", "bgr24", "pipe:1"]
+    # -xerror: a damaged face video stops with an error instead of yielding what decodes.
+    return [ffmpeg_path(), "-hide_banner", "-nostdin", "-loglevel", "error", "-xerror", "-i",
+            file_arg(path), "-map", "0:v:0", "-vf", f"scale={width}:{height}:flags=bicubic",
+            "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:1"]
 
 
 def iter_video_frames(path: Path, width: int, height: int,
                       runner: CommandRunner) -> Generator[np.ndarray, None, None]:
     """Decoded frames, (height, width, 3) uint8 BGR, one at a time."""
     size = width * height * 3
-    with runner.open(reader_argv(path, width, height), what="ffmpeg face video decode",
-                     stdout=True, path=path) as stream:
-        while True:
-            data = stream.read_exactly(size)
-            if data is None:
-                return
-            try:
-                yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
-            except GeneratorExit:
-                stream.stop()  # the caller has every frame it needs
-                raise
+    try:
+        with runner.open(reader_argv(path, width, height), what="ffmpeg face video decode",
+                         stdout=True, path=path) as stream:
+            while True:
+                data = stream.read_exactly(size)
+                if data is None:
+                    return
+                try:
+                    yield np.frombuffer(data, np.uint8).reshape(height, width, 3)
+                except GeneratorExit:
+                    stream.stop()  # the caller has every frame it needs
+                    raise
+    except ToolFailedError as exc:
+        reason = corrupt_media_reason(exc.stderr)
+        if reason is None:
+            raise
+        raise BadInputError(f"the face video is corrupt or truncated (ffmpeg: {reason})",
+                            path=path, hint="re-export or re-copy it") from None
 
 
 def video_codec_args(crf: int) -> list[str]:
