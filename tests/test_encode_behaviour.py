@@ -120,6 +120,11 @@ def test_existing_output_needs_force(tiny_source: Path, tmp_path: Path) -> None:
     with pytest.raises(OutputExistsError):
         encode_source(tiny_source, _options(out, tmp_path / "cache"))
     assert (out / "old.txt").read_text() == "keep"
+    # Not a package: --force will not delete it either.
+    with pytest.raises(OutputExistsError, match="replaces only a package"):
+        encode_source(tiny_source, _options(out, tmp_path / "cache", force=True))
+    assert (out / "old.txt").read_text() == "keep"
+    (out / "stream.mpd").write_text("an earlier package's manifest")
     encode_source(tiny_source, _options(out, tmp_path / "cache", force=True))
     assert not (out / "old.txt").exists() and (out / "stream.mpd").is_file()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".staging")] == []
