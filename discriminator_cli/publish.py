@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +60,53 @@ def _publish_lock(destination: Path) -> contextlib.AbstractContextManager[None]:
     return file_lock(destination.parent / f"{STAGING_PREFIX}{destination.name}.lock", remove=True)
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _owner() -> str:
+    """This process as staging names carry it: host and pid (a shared folder may be written
+    from several machines, and a pid means nothing on another one)."""
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24] or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def _staging_head(destination: Path) -> str:
+    return f"{STAGING_PREFIX}{destination.name[:80]}."
+
+
+def reclaim_dead_staging(destination: Path) -> list[Path]:
+    """Remove the staging a killed run (SIGKILL, power loss) left beside `destination`:
+    `.staging-NAME.HOST-PID.*` of this host whose process is gone."""
+    head = _staging_head(destination)
+    host = _owner().rsplit("-", 1)[0]
+    removed: list[Path] = []
+    try:
+        entries = [e for e in os.scandir(destination.parent) if e.name.startswith(head)]
+    except OSError:
+        return removed
+    for entry in entries:
+        owner = entry.name[len(head):].split(".", 1)[0]
+        entry_host, _, pid = owner.rpartition("-")
+        if entry_host != host or not pid.isdigit() or int(pid) == os.getpid() \
+                or pid_alive(int(pid)):
+            continue
+        path = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        removed.append(path)
+    return removed
+
+
 def _refuse_existing(destination: Path, kind: str, flag: str) -> None:
     raise OutputExistsError(f"output {kind} already exists", path=destination,
                             hint=f"pass --force to replace it, or choose another {flag}")
@@ -77,7 +126,8 @@ def staged_directory(destination: Path, *, force: bool = False,
     _check_replaceable(destination, replaceable)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{destination.name}.",
+        reclaim_dead_staging(destination)
+        staging = Path(tempfile.mkdtemp(prefix=f"{_staging_head(destination)}{_owner()}.",
                                         dir=destination.parent))
     except OSError as exc:
         raise _unwritable(destination, exc, "--out") from None
@@ -110,7 +160,8 @@ def _replace_directory(staging: Path, destination: Path) -> None:
         os.rename(staging, destination)
         return
     # Swap: move the old one aside first so that a failure never leaves no package at all.
-    retired = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}old.", dir=destination.parent))
+    retired = Path(tempfile.mkdtemp(prefix=f"{_staging_head(destination)}{_owner()}.old-",
+                                    dir=destination.parent))
     retired.rmdir()
     os.rename(destination, retired)
     try:
@@ -132,8 +183,9 @@ def staged_file(destination: Path, *, force: bool = False, flag: str = "-o") -> 
         _refuse_existing(destination, "file", flag)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=STAGING_PREFIX, suffix=destination.suffix,
-                                   dir=destination.parent)
+        reclaim_dead_staging(destination)
+        fd, tmp = tempfile.mkstemp(prefix=f"{_staging_head(destination)}{_owner()}.",
+                                   suffix=destination.suffix, dir=destination.parent)
     except OSError as exc:
         raise _unwritable(destination, exc, flag) from None
     os.close(fd)

@@ -216,6 +216,32 @@ def test_force_replaces_only_an_earlier_package(tiny_source: Path, tmp_path: Pat
     assert [p.name for p in late.iterdir()] == ["theirs.txt"]
 
 
+def test_staging_a_killed_run_left_is_removed_by_the_next_publish(tmp_path: Path) -> None:
+    import socket
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    host = re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:24]
+    killed = tmp_path / f".staging-pkg.{host}-{dead.pid}.abcd"      # SIGKILLed mid-package
+    killed.mkdir()
+    (killed / "video_1080p.mp4").write_bytes(b"x" * 1000)
+    half_clip = tmp_path / f".staging-clip.mp4.{host}-{dead.pid}.ef.mp4"
+    half_clip.write_bytes(b"half")
+    running = tmp_path / f".staging-pkg.{host}-{os.getppid()}.live"  # a run still working
+    running.mkdir()
+    elsewhere = tmp_path / f".staging-pkg.otherhost-{dead.pid}.nfs"  # another machine's
+    elsewhere.mkdir()
+    other = tmp_path / f".staging-other.{host}-{dead.pid}.zz"        # another destination
+    other.mkdir()
+    with staged_directory(tmp_path / "pkg") as staging:
+        (staging / "stream.mpd").write_text("new")
+    with staged_file(tmp_path / "clip.mp4") as staging:
+        staging.write_text("clip")
+    assert not killed.exists() and not half_clip.exists()
+    assert running.exists() and elsewhere.exists() and other.exists()
+    assert (tmp_path / "pkg" / "stream.mpd").is_file() and (tmp_path / "clip.mp4").is_file()
+
+
 def test_stale_work_folders_of_dead_runs_are_reclaimed(tmp_path: Path) -> None:
     dead = subprocess.Popen(["true"])
     dead.wait()

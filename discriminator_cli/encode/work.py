@@ -14,17 +14,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from discriminator_cli.publish import pid_alive
+
 WORK_PREFIX = "encode-"
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def _owner_pid(folder: Path) -> int | None:
@@ -42,7 +34,7 @@ def reclaim_stale(work_root: Path) -> list[Path]:
             continue
         pid = _owner_pid(folder)
         # Folders without a pid (older versions) have no owner that could still need them.
-        if pid is None or (pid != os.getpid() and not _pid_alive(pid)):
+        if pid is None or (pid != os.getpid() and not pid_alive(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
