@@ -117,7 +117,7 @@ def test_unwritable_out_parent_fails_before_encoding(tiny_source: Path, tmp_path
         assert result.returncode == 2 and "not writable" in result.stderr
 
 
-@pytest.mark.parametrize("failure", ["oserror", "tool"])
+@pytest.mark.parametrize("failure", ["oserror", "tool", "shaka"])
 def test_disk_full_while_packaging_names_the_destination_and_the_space(
         tiny_source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         failure: str) -> None:
@@ -126,8 +126,12 @@ def test_disk_full_while_packaging_names_the_destination_and_the_space(
     def full_disk(*args: object, **kwargs: object) -> None:
         if failure == "oserror":
             raise OSError(errno.ENOSPC, "No space left on device")
+        stderr = ("File write failed: No space left on device" if failure == "tool" else
+                  # Shaka Packager's own words when the disk fills under it
+                  "Cannot close file video_180p.mp4, possibly file permission issue or running "
+                  "out of disk space.")
         raise ToolFailedError("Shaka Packager failed (exit 1)", argv=["packager"], returncode=1,
-                              stderr="File write failed: No space left on device")
+                              stderr=stderr)
 
     monkeypatch.setattr(job, "package", full_disk)
     out = tmp_path / "media" / "tiny"
