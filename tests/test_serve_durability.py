@@ -154,6 +154,32 @@ def test_a_client_that_disconnects_mid_upload_leaves_nothing(assets: dict[str, P
         client.close()
 
 
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_stops_the_service_cleanly_and_keeps_its_jobs(
+        assets: dict[str, Path], tmp_path: Path, how: signal.Signals) -> None:
+    # How systemd, docker stop or a terminal stop a service: uvicorn shuts down, then the
+    # process exits 0 (not "interrupted"), and an accepted job runs at the next start.
+    data, port = tmp_path / "data", _free_port()
+    process = _start(assets, data, port)
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        _ready(client, process)
+        response = client.post("/v1/clips", data={"narration": "intro", "box": "16,16,112,112"},
+                               files={"photo": ("f.jpg", assets["face"].read_bytes())})
+        assert response.status_code == 202, response.text
+        process.send_signal(how)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert b"Traceback" not in stderr and b"interrupted" not in stderr
+        process = _start(assets, data, port)
+        _ready(client, process)
+        assert wait_for(client, response.json()["id"], timeout=300)["state"] == "done"
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+        client.close()
+
+
 @pytest.mark.parametrize("content", [b"\x00not a torch file" * 64, b"PK\x03\x04truncated zip"])
 def test_a_checkpoint_that_does_not_load_stops_the_service_with_one_line(
         assets: dict[str, Path], tmp_path: Path, content: bytes) -> None:

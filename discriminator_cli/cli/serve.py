@@ -3,7 +3,9 @@ app as a Ray Serve application with N model replicas)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -120,9 +122,23 @@ def serve(
         if not (quiet or json_output):
             info(f"starting {url} on Ray ({ray}): {replicas} model replica(s) of "
                  f"{replica_cpus:g} CPU, narrations {', '.join(sorted(config.narrations))}")
-        run_ray(config, RayPlan(replicas, replica_cpus), ray, host, port, on_ready=on_ready)
+        with _stopped_by_signal(data_dir, quiet=quiet or json_output):
+            run_ray(config, RayPlan(replicas, replica_cpus), ray, host, port,
+                    on_ready=on_ready)
         return
     if not (quiet or json_output):
         info(f"starting {url}: {config.workers} worker(s), narrations "
              f"{', '.join(sorted(config.narrations))}; loading the model")
-    run_local(config, host, port, on_ready=on_ready)
+    with _stopped_by_signal(data_dir, quiet=quiet or json_output):
+        run_local(config, host, port, on_ready=on_ready)
+
+
+@contextlib.contextmanager
+def _stopped_by_signal(data_dir: Path, *, quiet: bool) -> Iterator[None]:
+    """Ctrl-C or SIGTERM (systemd, docker stop) is how a service is stopped: after uvicorn's
+    graceful shutdown (it re-raises the signal once done) that is a clean exit, not an
+    interrupted command. Jobs not finished wait in the store for the next start."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        info(f"stopped; unfinished jobs run at the next start on {data_dir}", quiet=quiet)
