@@ -164,6 +164,19 @@ def test_a_truncated_face_video_is_bad_input_not_a_shorter_clip(
     assert not out.exists() and not list(tmp_path.glob(".staging-*"))
 
 
+def test_a_16_bit_greyscale_photo_is_scaled_not_clipped(tmp_path: Path) -> None:
+    from PIL import Image
+    from skimage import data
+
+    from discriminator_cli.lipsync.media_io import read_photo
+
+    grey = data.astronaut().mean(axis=2).astype(np.uint8)
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "deep.png")  # mode I;16
+    Image.fromarray(grey).save(tmp_path / "plain.png")
+    deep, plain = read_photo(tmp_path / "deep.png"), read_photo(tmp_path / "plain.png")
+    assert deep is not None and plain is not None and np.array_equal(deep, plain)
+
+
 def test_a_very_short_narration_says_nothing_but_its_result(tmp_path: Path) -> None:
     import warnings
 

@@ -140,6 +140,13 @@ def test_unknown_narration_and_bad_box_are_422(client: TestClient,
     assert "intro, short" in body["detail"]  # names the ones that exist
     _problem(_submit(client, assets["face"], box="1,2,3"), 422)
     _problem(client.post("/v1/clips", data={"narration": "intro"}, headers=AUTH), 422)
+    # Digits str.isdigit() takes but int() refuses (or reads as another number), a doubled
+    # minus, and a number too long to convert: each a 422 that says what a box is.
+    for box in ["\u00b2,1,100,100", "\u0663,0,100,100", "--5,0,100,100", "9" * 5000 + ",0,1,1"]:
+        body = _problem(_submit(client, assets["face"], box=box), 422)
+        assert "is not x1,y1,x2,y2" in body["detail"] and len(body["detail"]) < 300
+    body = _problem(_submit(client, assets["face"], narration="x" * 100_000), 422)
+    assert len(body["detail"]) < 300  # what was sent is not echoed whole
 
 
 def test_oversized_uploads_are_413_declared_or_streamed(client: TestClient) -> None:
@@ -189,6 +196,10 @@ def test_bearer_token_and_cors_for_the_configured_origin_only(client: TestClient
                                                               assets: dict[str, Path]) -> None:
     _problem(client.get("/v1/narrations"), 401)
     _problem(client.get("/v1/narrations", headers={"Authorization": "Bearer wrong"}), 401)
+    for odd in ["Bearer \u00e9\u00e9".encode("latin-1"), "Bearer \u00e9".encode()]:
+        denied = _problem(client.get("/v1/narrations", headers={"Authorization": odd}), 401)
+        assert denied["title"] == "Unauthorised"  # not a 500 from comparing non-ASCII text
+    assert client.get("/healthz").headers["x-content-type-options"] == "nosniff"
     _problem(_submit(client, assets["face"], headers={}), 401)
     assert client.get("/v1/narrations", headers=AUTH).json() == {"narrations": ["intro",
                                                                                  "short"]}
@@ -201,6 +212,30 @@ def test_bearer_token_and_cors_for_the_configured_origin_only(client: TestClient
     preflight = client.options("/v1/clips", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert "access-control-allow-origin" not in preflight.headers
+
+
+def test_no_upload_is_read_without_the_token(client: TestClient) -> None:
+    """A client without the token gets its 401 before a byte of its body is received."""
+    import asyncio
+
+    read: list[bytes] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        read.append(b"body")
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": True}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v1/clips", "raw_path": b"/v1/clips",
+             "query_string": b"", "root_path": "", "server": ("127.0.0.1", 80),
+             "client": ("127.0.0.1", 5000),
+             "headers": [(b"host", b"test"), (b"content-length", b"1048576"),
+                         (b"content-type", b"multipart/form-data; boundary=x")]}
+    asyncio.run(client.app(scope, receive, send))  # type: ignore[arg-type]
+    assert sent[0]["status"] == 401 and read == []
 
 
 def test_expired_clips_are_deleted_with_their_files(client: TestClient,

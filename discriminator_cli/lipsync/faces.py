@@ -7,6 +7,7 @@ way Wav2Lip's inference does: a detected box is padded, a given box is used as i
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -134,24 +135,41 @@ def make_detector(kind: str = "auto", *, box: Box | None = None,
     return LbpDetector()
 
 
-def parse_box(text: str) -> Box:
+# ASCII digits only, and few of them: str.isdigit() also takes "²" and "٣", and int() of a
+# 5000-digit string raises (a service takes boxes from anyone).
+_PIXELS = re.compile(r"-?[0-9]{1,6}")
+
+
+def _four_ints(text: str) -> tuple[int, int, int, int] | None:
     parts = text.replace(" ", "").split(",")
-    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-        raise BadInputError(f"--box {text!r} is not x1,y1,x2,y2", hint="e.g. --box 175,70,268,173")
-    x1, y1, x2, y2 = (int(p) for p in parts)
+    if len(parts) != 4 or not all(_PIXELS.fullmatch(p) for p in parts):
+        return None
+    first, second, third, fourth = (int(p) for p in parts)
+    return first, second, third, fourth
+
+
+def _shown(text: str) -> str:
+    return repr(text if len(text) <= 40 else text[:40] + "...")
+
+
+def parse_box(text: str) -> Box:
+    box = _four_ints(text)
+    if box is None:
+        raise BadInputError(f"--box {_shown(text)} is not x1,y1,x2,y2",
+                            hint="e.g. --box 175,70,268,173 (whole pixels)")
+    x1, y1, x2, y2 = box
     if x1 < 0 or y1 < 0 or x2 <= x1 or y2 <= y1:
-        raise BadInputError(f"--box {text!r} is empty or negative",
+        raise BadInputError(f"--box {_shown(text)} is empty or negative",
                             hint="x2 must exceed x1 and y2 exceed y1, all >= 0")
     return x1, y1, x2, y2
 
 
 def parse_pads(text: str) -> tuple[int, int, int, int]:
-    parts = text.replace(" ", "").split(",")
-    if len(parts) != 4 or not all(p.lstrip("-").isdigit() for p in parts):
-        raise BadInputError(f"--pads {text!r} is not top,bottom,left,right",
+    pads = _four_ints(text)
+    if pads is None:
+        raise BadInputError(f"--pads {_shown(text)} is not top,bottom,left,right",
                             hint="e.g. --pads 0,10,0,0")
-    top, bottom, left, right = (int(p) for p in parts)
-    return top, bottom, left, right
+    return pads
 
 
 def clip_box(box: Box, width: int, height: int) -> Box | None:

@@ -8,6 +8,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,12 +44,23 @@ def read_photo(path: Path) -> np.ndarray | None:
     with image:
         try:
             upright = ImageOps.exif_transpose(image)  # phones store portrait photos rotated
-            rgb = np.asarray(upright.convert("RGB"))
+            rgb = np.asarray(_eight_bit(upright).convert("RGB"))
         except (OSError, SyntaxError, ValueError) as exc:
             # Pillow knew the format, so this is a photo: handing it to ffmpeg as a "video"
             # would make a clip of the part that survived (grey below the cut).
             raise damaged_photo(path, exc) from None
     return np.ascontiguousarray(rgb[:, :, ::-1])
+
+
+def _eight_bit(image: Any) -> Any:
+    """16-bit greyscale (PNG "I;16", or "I") as 8-bit "L": Pillow's convert("RGB") clips it
+    to near white instead of scaling it, and no face survives that."""
+    from PIL import Image
+
+    if not (image.mode.startswith("I;16") or image.mode == "I"):
+        return image
+    levels = np.asarray(image).astype(np.float64) / 257.0
+    return Image.fromarray(np.clip(np.rint(levels), 0, 255).astype(np.uint8), mode="L")
 
 
 def damaged_photo(path: Path, exc: BaseException | None = None) -> BadInputError:

@@ -8,6 +8,7 @@ The service is found at `request.app.state.service`, so the same app runs under 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Annotated, Any, Literal
 
@@ -108,9 +109,16 @@ def _authorised(request: Request) -> None:
         return
     given = request.headers.get("authorization", "")
     scheme, _, value = given.partition(" ")
-    if scheme.lower() != "bearer" or not secrets.compare_digest(value.strip(), token):
+    # Bytes, not text: compare_digest refuses non-ASCII str, and a header is whatever a
+    # client sends (Starlette decodes it as Latin-1, so this gives back its bytes).
+    sent = value.strip().encode("latin-1", "replace")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(sent, token.encode("utf-8")):
         raise Problem(401, "Unauthorised", "send the service's token as "
                       "'Authorization: Bearer TOKEN'", {"WWW-Authenticate": "Bearer"})
+
+
+def _needs_token(path: str) -> bool:
+    return path.startswith("/v1/") or path == "/metrics"
 
 
 ServiceDep = Annotated[Service, Depends(_service)]
@@ -140,6 +148,25 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
                               "marked synthetic and comes with a provenance sidecar.",
                   responses={422: {"model": ProblemBody}})
     app.state.service = service
+
+    @app.middleware("http")
+    async def token_first_and_nosniff(request: Request,
+                                      call_next: Callable[[Request], Awaitable[Response]],
+                                      ) -> Response:
+        # The token is checked before the body is read: without it, nobody gets an upload
+        # received and spooled. (The routes' Auth dependency says the same in /docs.)
+        if _needs_token(request.url.path):
+            try:
+                _authorised(request)
+            except Problem as exc:
+                response: Response = problem(exc.status, exc.title, exc.detail, exc.headers)
+            else:
+                response = await call_next(request)
+        else:
+            response = await call_next(request)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
     # The body limit sees every byte before the form parser; CORS (outermost) also labels
     # its 413s, so a browser on the configured origin can read why.
     app.add_middleware(BodyLimit, max_bytes=service.config.limits.max_bytes + MULTIPART_OVERHEAD,
@@ -191,7 +218,8 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
                                                                  "face detection")] = None,
                      ) -> ClipAccepted:
         if narration not in service.narrations:  # cheap checks first: nothing written yet
-            raise Problem(422, "Unknown narration", f"{narration!r} is not configured; use "
+            shown = narration if len(narration) <= 40 else narration[:40] + "..."
+            raise Problem(422, "Unknown narration", f"{shown!r} is not configured; use "
                           f"one of: {', '.join(sorted(service.narrations))}")
         limits = service.config.limits
         staged = await run_in_threadpool(save_upload, photo.file, service.uploads,
