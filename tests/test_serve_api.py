@@ -114,6 +114,13 @@ def test_a_photo_becomes_the_same_clip_lipsync_makes(client: TestClient,
     ranged = client.get(body["clip_url"], headers={**AUTH, "Range": "bytes=100-299"})
     assert ranged.status_code == 206 and ranged.content == clip.content[100:300]
     assert ranged.headers["content-range"] == f"bytes 100-299/{len(clip.content)}"
+    head = client.head(body["clip_url"], headers=AUTH)  # what players and CDNs ask first
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(clip.content))
+    assert head.headers["content-type"] == "video/mp4"
+    assert client.head(body["status_url"], headers=AUTH).status_code == 200
+    assert client.head(body["clip_url"]).status_code == 401
+    assert client.head("/healthz").status_code == 200
 
 
 @pytest.mark.parametrize(("make", "status", "words"), [

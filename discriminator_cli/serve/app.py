@@ -258,6 +258,15 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
             raise StarletteHTTPException(404, "Not found")
         return _job_status(job, request)
 
+    # HEAD where players, CDNs and probes send it; the GET answers without the body (kept
+    # out of /docs, where it would repeat every GET).
+    for path, endpoint, auth in (("/v1/clips/{clip_id}.mp4", clip_mp4, Auth),
+                                 ("/v1/clips/{clip_id}.json", clip_sidecar, Auth),
+                                 ("/v1/clips/{clip_id}", clip_status, Auth),
+                                 ("/healthz", healthz, []), ("/readyz", readyz, [])):
+        app.add_api_route(path, endpoint, methods=["HEAD"], dependencies=auth,
+                          include_in_schema=False, name=f"{endpoint.__name__}_head")
+
     @app.delete("/v1/clips/{clip_id}", dependencies=Auth, status_code=204, responses=NOT_FOUND)
     def delete_clip(clip_id: str, service: ServiceDep) -> Response:
         if not service.delete(clip_id):
