@@ -114,6 +114,13 @@ def test_a_photo_becomes_the_same_clip_lipsync_makes(client: TestClient,
     ranged = client.get(body["clip_url"], headers={**AUTH, "Range": "bytes=100-299"})
     assert ranged.status_code == 206 and ranged.content == clip.content[100:300]
     assert ranged.headers["content-range"] == f"bytes 100-299/{len(clip.content)}"
+    for bad, status in [("bytes=abc", 400), ("bytes=5-2", 400), ("bytes=999999999-", 416),
+                        ("bytes=0-" + "9" * 5000, 400)]:
+        refused = _problem(client.get(body["clip_url"], headers={**AUTH, "Range": bad}), status)
+        if status == 416:
+            assert refused["detail"] == f"the file has {len(clip.content)} bytes"
+            assert client.get(body["clip_url"], headers={**AUTH, "Range": bad}).headers[
+                "content-range"] == f"bytes */{len(clip.content)}"
     head = client.head(body["clip_url"], headers=AUTH)  # what players and CDNs ask first
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(clip.content))

@@ -7,6 +7,7 @@ The service is found at `request.app.state.service`, so the same app runs under 
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Awaitable, Callable
 from importlib import resources
@@ -18,7 +19,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from discriminator_cli import __version__
 from discriminator_cli.errors import DiscriminatorError
@@ -242,13 +245,13 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
              response_class=FileResponse, responses=NOT_FOUND)
     def clip_mp4(clip_id: str, service: ServiceDep) -> FileResponse:
         output, _ = _published(service, clip_id)
-        return FileResponse(output, media_type="video/mp4")
+        return _clip_file(output, "video/mp4")
 
     @app.get("/v1/clips/{clip_id}.json", dependencies=Auth, name="clip_sidecar",
              response_class=FileResponse, responses=NOT_FOUND)
     def clip_sidecar(clip_id: str, service: ServiceDep) -> FileResponse:
         _, sidecar = _published(service, clip_id)
-        return FileResponse(sidecar, media_type="application/json")
+        return _clip_file(sidecar, "application/json")
 
     @app.get("/v1/clips/{clip_id}", dependencies=Auth, name="clip_status",
              response_model=ClipStatus, responses=NOT_FOUND)
@@ -274,6 +277,36 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
         return Response(status_code=204)
 
     return app
+
+
+class ClipFile(FileResponse):
+    """A file response whose Range refusals are problem+json, as every other error here
+    (Starlette's own are plain text, the 416 with no body at all)."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        wanted = Headers(scope=scope).get("range")
+        parse = getattr(self, "_parse_range_header", None)  # Starlette's own parser
+        if wanted is not None and parse is not None and self.stat_result is not None:
+            size = self.stat_result.st_size
+            try:
+                parse(wanted, size)
+            except MalformedRangeHeader as exc:
+                await problem(400, "Bad Range header", f"{exc.content}; ask for e.g. "
+                              "'Range: bytes=0-1023'")(scope, receive, send)
+                return
+            except RangeNotSatisfiable:
+                await problem(416, "Range not satisfiable", f"the file has {size} bytes",
+                              {"Content-Range": f"bytes */{size}"})(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def _clip_file(path: Any, media_type: str) -> ClipFile:
+    try:
+        found = os.stat(path)
+    except FileNotFoundError:  # expired or deleted a moment ago
+        raise StarletteHTTPException(404, "Not found") from None
+    return ClipFile(path, media_type=media_type, stat_result=found)
 
 
 def _published(service: Service, clip_id: str) -> tuple[Any, Any]:
