@@ -228,6 +228,25 @@ def test_bearer_token_and_cors_for_the_configured_origin_only(client: TestClient
     assert "access-control-allow-origin" not in preflight.headers
 
 
+def test_a_box_is_in_the_uploaded_photos_pixels(client: TestClient, assets: dict[str, Path],
+                                               tmp_path: Path) -> None:
+    """Outside the upright photo: 422 at once. On a photo the service scales down (long side
+    over 1280), the box is scaled with it."""
+    from PIL import Image
+
+    body = _problem(_submit(client, assets["face"], box="0,0,200,100"), 422)  # 128x128
+    assert "past the 128x128 photo" in body["detail"]
+    large = tmp_path / "large.jpg"  # the test service takes 1 MiB: a JPEG of 1536x1536 fits
+    Image.open(assets["astronaut"]).resize((1536, 1536)).save(large, quality=60)  # frame 768
+    accepted = _submit(client, large, box="354,132,544,342")
+    assert accepted.status_code == 202, accepted.text
+    job = accepted.json()
+    assert wait_for(client, job["id"], headers=AUTH)["state"] == "done"
+    sidecar = client.get(job["sidecar_url"], headers=AUTH).json()
+    assert sidecar["inputs"]["face"]["box"] == [177, 66, 272, 171]
+    assert (sidecar["output"]["width"], sidecar["output"]["height"]) == (768, 768)
+
+
 def test_no_upload_is_read_without_the_token(client: TestClient) -> None:
     """A client without the token gets its 401 before a byte of its body is received."""
     import asyncio

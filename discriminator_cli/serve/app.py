@@ -25,6 +25,7 @@ from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from discriminator_cli import __version__
 from discriminator_cli.errors import DiscriminatorError
+from discriminator_cli.lipsync.faces import parse_box
 from discriminator_cli.serve.limits import MULTIPART_OVERHEAD, BodyLimit, UploadError, check_photo
 from discriminator_cli.serve.metrics import CONTENT_TYPE as METRICS_TYPE
 from discriminator_cli.serve.service import Service, save_upload
@@ -228,7 +229,9 @@ def create_app(service: Service, lifespan: Any = None) -> FastAPI:
         staged = await run_in_threadpool(save_upload, photo.file, service.uploads,
                                          limits.max_bytes)
         try:
-            kind, _, _ = await run_in_threadpool(check_photo, staged, limits)
+            kind, width, height = await run_in_threadpool(check_photo, staged, limits)
+            if box:
+                _check_box(box, width, height)
             job = await run_in_threadpool(service.accept, staged, kind, narration, box or None)
         finally:
             staged.unlink(missing_ok=True)  # accepted uploads were renamed away already
@@ -299,6 +302,14 @@ class ClipFile(FileResponse):
                               {"Content-Range": f"bytes */{size}"})(scope, receive, send)
                 return
         await super().__call__(scope, receive, send)
+
+
+def _check_box(text: str, width: int, height: int) -> None:
+    """A box must lie inside the upright photo: refused now, not as a failed job later."""
+    x1, y1, x2, y2 = parse_box(text)
+    if x2 > width or y2 > height:
+        raise Problem(422, "Box outside the photo", f"box {x1},{y1},{x2},{y2} reaches past the "
+                      f"{width}x{height} photo; give x1,y1,x2,y2 inside it, in its pixels")
 
 
 def _clip_file(path: Any, media_type: str) -> ClipFile:

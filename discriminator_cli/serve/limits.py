@@ -58,8 +58,13 @@ def too_large(limit: int) -> UploadError:
                        "smaller photo (a JPEG of the face is enough)")
 
 
+_ORIENTATION = 0x0112        # EXIF: how the camera held the picture
+_TURNED = {5, 6, 7, 8}       # orientations that swap width and height
+
+
 def check_photo(path: Path, limits: UploadLimits) -> tuple[str, int, int]:
-    """(kind, width, height) of a whole, decodable photo within the limits; UploadError."""
+    """(kind, width, height) of a whole, decodable photo within the limits; UploadError.
+    The size is the upright picture's (EXIF orientation applied), as a `box` refers to it."""
     from PIL import Image, UnidentifiedImageError
 
     size = path.stat().st_size
@@ -90,6 +95,8 @@ def check_photo(path: Path, limits: UploadLimits) -> tuple[str, int, int]:
                         # eighth of the pixels.
                         image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
                     image.load()  # the whole picture, once: a truncated file fails here
+                if image.getexif().get(_ORIENTATION, 1) in _TURNED:
+                    width, height = height, width  # as the worker will see it, upright
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         # Pillow's own guard fired first (far over its limit): its message has the count.
         found = re.search(r"\((\d+) pixels\)", str(exc))

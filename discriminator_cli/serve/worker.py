@@ -236,6 +236,16 @@ def resize_factor(path: Path, max_side: int) -> int:
         return max(1, math.ceil(max(image.size) / max_side))
 
 
+def scaled_box(box: tuple[int, int, int, int], factor: int,
+               shape: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """A box in the uploaded photo's pixels, on the frame the service scaled it to (a photo's
+    long side is brought to max_side by an integer factor), kept inside that frame."""
+    height, width = shape[:2]
+    x1, y1, x2, y2 = box
+    return (min(x1 // factor, width - 1), min(y1 // factor, height - 1),
+            min(-(-x2 // factor), width), min(-(-y2 // factor), height))
+
+
 def make_clip(job: Job, ctx: ClipContext) -> ClipResult:
     """One job's clip through the pipeline's still-photo steps (published by rename)."""
     photo_path = ctx.uploads / job.photo
@@ -243,10 +253,12 @@ def make_clip(job: Job, ctx: ClipContext) -> ClipResult:
     if narration is None:
         raise BadInputError(f"narration {job.narration!r} is no longer configured",
                             hint="restart the service with it, or submit again")
-    photo = load_photo_frame(photo_path, resize_factor(photo_path, ctx.max_side))
+    factor = resize_factor(photo_path, ctx.max_side)
+    photo = load_photo_frame(photo_path, factor)
     if photo is None:
         raise BadInputError("unreadable image", hint="send the photo again as JPEG or PNG")
-    detector: FaceDetector = FixedBox(parse_box(job.box)) if job.box else ctx.detector
+    detector: FaceDetector = (FixedBox(scaled_box(parse_box(job.box), factor, photo.shape))
+                              if job.box else ctx.detector)
     with ctx.detector_lock:
         box, face96 = detect_photo_face(photo, photo_path, detector, DEFAULT_PADS)
     output = ctx.clips / f"{job.id}.mp4"
