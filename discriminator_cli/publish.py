@@ -107,6 +107,17 @@ def reclaim_dead_staging(destination: Path) -> list[Path]:
     return removed
 
 
+def check_file_destination(destination: Path, *, force: bool, flag: str = "-o",
+                           what: str = "this output", example: str | None = None) -> None:
+    """A file output: not a folder, and not an existing file unless forced."""
+    if destination.is_dir():
+        raise BadInputError(f"is a folder; {what} is a file", path=destination,
+                            hint=f"give {flag} a file name"
+                                 + (f", e.g. {example}" if example else ""))
+    if destination.exists() and not force:
+        _refuse_existing(destination, "file", flag)
+
+
 def _refuse_existing(destination: Path, kind: str, flag: str) -> None:
     raise OutputExistsError(f"output {kind} already exists", path=destination,
                             hint=f"pass --force to replace it, or choose another {flag}")
@@ -176,11 +187,7 @@ def _replace_directory(staging: Path, destination: Path) -> None:
 def staged_file(destination: Path, *, force: bool = False, flag: str = "-o") -> Iterator[Path]:
     """Yield a temporary path beside `destination`; on clean exit it is renamed into place."""
     destination = destination.absolute()
-    if destination.is_dir():
-        raise BadInputError("is a folder; this output is a file", path=destination,
-                            hint=f"give {flag} a file name")
-    if destination.exists() and not force:
-        _refuse_existing(destination, "file", flag)
+    check_file_destination(destination, force=force, flag=flag)
     try:
         destination.parent.mkdir(parents=True, exist_ok=True)
         reclaim_dead_staging(destination)

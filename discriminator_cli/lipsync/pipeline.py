@@ -23,7 +23,7 @@ import numpy as np
 
 from discriminator_cli import __version__
 from discriminator_cli.cache import file_sha256
-from discriminator_cli.errors import BadInputError, OutputExistsError
+from discriminator_cli.errors import BadInputError
 from discriminator_cli.lipsync.audio import decode_argv, frame_count, mel_windows
 from discriminator_cli.lipsync.engine import LipSyncEngine
 from discriminator_cli.lipsync.faces import (
@@ -49,7 +49,11 @@ from discriminator_cli.lipsync.mel_cache import get_or_compute_mel
 from discriminator_cli.lipsync.model import FACE_SIZE
 from discriminator_cli.lipsync.resize import resize_linear
 from discriminator_cli.progress import NullProgress, ProgressSink
-from discriminator_cli.publish import check_writable_parent, staged_file
+from discriminator_cli.publish import (
+    check_file_destination,
+    check_writable_parent,
+    staged_file,
+)
 from discriminator_cli.runner import CommandRunner
 from discriminator_cli.tools import ffmpeg_path
 
@@ -219,12 +223,7 @@ def check_clip_inputs(face: Path, audio: Path, output: Path, force: bool) -> Non
     if output.suffix.lower() != ".mp4":
         raise BadInputError("the output must be an .mp4 file", path=output,
                             hint="name the output OUT.mp4")
-    if output.is_dir():
-        raise BadInputError("is a folder; the clip is a file", path=output,
-                            hint="give -o a file name, e.g. OUT.mp4")
-    if output.exists() and not force:
-        raise OutputExistsError("output file already exists", path=output,
-                                hint="pass --force to replace it, or choose another -o")
+    check_file_destination(output, force=force, what="the clip", example="OUT.mp4")
     check_writable_parent(output, what="clip", flag="-o")
 
 

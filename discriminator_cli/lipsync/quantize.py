@@ -102,14 +102,10 @@ MIN_CALIBRATION_WINDOWS = 25
 def check_quantize_output(output: Path, force: bool) -> None:
     """Before calibrating: the output can be written (a folder, an existing file without
     --force, or a folder that cannot be written fail here, not after minutes of work)."""
-    from discriminator_cli.publish import check_writable_parent
+    from discriminator_cli.publish import check_file_destination, check_writable_parent
 
-    if output.is_dir():
-        raise BadInputError("is a folder; the int8 file is a file", path=output,
-                            hint="give -o a file name, e.g. wav2lip_int8.pt")
-    if output.exists() and not force:
-        raise BadInputError("output file already exists", path=output,
-                            hint="pass --force to replace it, or choose another -o")
+    check_file_destination(output, force=force, what="the int8 file",
+                           example="wav2lip_int8.pt")
     check_writable_parent(output, what="int8 file", flag="-o")
 
 
